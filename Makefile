@@ -1,0 +1,47 @@
+# github-telemetry: `make` with no target lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+.PHONY: help install test lint format run-frontend run-backend clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
+
+$(PY_STAMP): requirements/frontend.txt requirements/backend.txt requirements/dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(PY_STAMP) $(NODE_STAMP) ## Build .venv from requirements/ and install Azurite from package.json
+
+test: install ## Run the whole test suite (starts its own Azurite)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install ## ruff (check and format) and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: install ## Apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+run-frontend: install ## Run the frontend under gunicorn, configured from the environment and .env
+	$(VENV)/bin/gunicorn --config frontend/gunicorn.conf.py 'frontend.app:create_app()'
+
+run-backend: install ## Run the backend worker pool, configured from the environment and .env
+	$(PY) -m backend
+
+clean: ## Remove the virtualenv, node_modules and var/
+	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache
