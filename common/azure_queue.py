@@ -1,0 +1,195 @@
+"""The Azure Storage Queue implementation of `MessageQueue`, and the factory both services use."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from azure.core.exceptions import (
+    AzureError,
+    HttpResponseError,
+    ResourceExistsError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.storage.queue import LinearRetry, QueueClient
+
+from common.queue import MessageGone, QueueMessage, QueueUnavailable, poison_record
+from common.settings import StorageSettings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class QueueTimeouts:
+    """How long one queue call may take: socket timeouts and SDK retries.
+
+    The frontend must answer GitHub well inside its 10 s limit, so its budget is small; the
+    backend can afford to wait longer on each call.
+    """
+
+    connection_timeout_s: float = 2.0
+    read_timeout_s: float = 3.0
+    retries: int = 1
+    retry_backoff_s: int = 0
+
+
+FRONTEND_TIMEOUTS = QueueTimeouts(connection_timeout_s=2.0, read_timeout_s=2.0, retries=1)
+BACKEND_TIMEOUTS = QueueTimeouts(connection_timeout_s=5.0, read_timeout_s=20.0, retries=2)
+
+
+def _client(settings: StorageSettings, queue_name: str, timeouts: QueueTimeouts) -> QueueClient:
+    options: dict[str, Any] = {
+        "connection_timeout": timeouts.connection_timeout_s,
+        "read_timeout": timeouts.read_timeout_s,
+        "retry_policy": LinearRetry(
+            backoff=timeouts.retry_backoff_s,
+            retry_total=timeouts.retries,
+            random_jitter_range=0,
+        ),
+    }
+    if settings.connection_string:
+        return QueueClient.from_connection_string(settings.connection_string, queue_name, **options)
+    from azure.identity import DefaultAzureCredential  # only needed without a connection string
+
+    account_url = f"https://{settings.account_name}.queue.core.windows.net"
+    return QueueClient(account_url, queue_name, credential=DefaultAzureCredential(), **options)
+
+
+def _error_code(error: HttpResponseError) -> str:
+    code = getattr(error, "error_code", None) or ""
+    return str(getattr(code, "value", code))
+
+
+def _is_gone(error: HttpResponseError) -> bool:
+    # Delete/update answer 404 MessageNotFound or 400 PopReceiptMismatch once the message is
+    # no longer ours. https://learn.microsoft.com/en-us/rest/api/storageservices/queue-service-error-codes
+    return _error_code(error) in {"MessageNotFound", "PopReceiptMismatch"} or (
+        error.status_code == 404 and _error_code(error) != "QueueNotFound"
+    )
+
+
+class AzureQueue:
+    """`MessageQueue` over azure-storage-queue; SDK errors become QueueUnavailable/MessageGone."""
+
+    def __init__(self, settings: StorageSettings, timeouts: QueueTimeouts = BACKEND_TIMEOUTS):
+        self.name = settings.queue_name
+        self._queue = _client(settings, settings.queue_name, timeouts)
+        self._poison = _client(settings, settings.poison_queue_name, timeouts)
+        self._created: set[str] = set()
+
+    def _call(self, client: QueueClient, operation: Callable[[], T]) -> T:
+        try:
+            try:
+                return operation()
+            except HttpResponseError as error:
+                if _error_code(error) != "QueueNotFound":
+                    raise
+                self._create(client)
+                return operation()
+        except HttpResponseError as error:
+            if _is_gone(error):
+                raise MessageGone(f"{error.status_code} {_error_code(error)}") from error
+            raise QueueUnavailable(
+                f"queue {client.queue_name} answered {error.status_code} {_error_code(error)}"
+            ) from error
+        except (ServiceRequestError, ServiceResponseError) as error:
+            raise QueueUnavailable(f"queue {client.queue_name} unreachable: {error}") from error
+        except AzureError as error:
+            raise QueueUnavailable(f"queue {client.queue_name} failed: {error}") from error
+
+    def _create(self, client: QueueClient) -> None:
+        try:
+            client.create_queue()
+            log.info("created queue %s", client.queue_name)
+        except ResourceExistsError:
+            pass
+
+    def ensure_queues(self) -> None:
+        """Create the queue and its poison queue if missing."""
+        for client in (self._queue, self._poison):
+            self._call(client, lambda c=client: self._create(c))  # type: ignore[misc]
+
+    def send(self, content: str) -> str:
+        sent = self._call(self._queue, lambda: self._queue.send_message(content))
+        return str(sent.id)
+
+    def receive(self, max_messages: int, visibility_timeout_s: int) -> list[QueueMessage]:
+        def one_page() -> list[QueueMessage]:
+            # One page is one Get Messages request of up to 32 messages.
+            pages = self._queue.receive_messages(
+                messages_per_page=max_messages,
+                max_messages=max_messages,
+                visibility_timeout=visibility_timeout_s,
+            ).by_page()
+            page: list[Any] = list(next(pages, []))
+            return [
+                QueueMessage(
+                    id=str(item.id),
+                    pop_receipt=str(item.pop_receipt),
+                    content=str(item.content or ""),
+                    dequeue_count=int(item.dequeue_count or 0),
+                    inserted_on=item.inserted_on,
+                )
+                for item in page
+            ]
+
+        return self._call(self._queue, one_page)
+
+    def delete(self, message: QueueMessage) -> None:
+        self._call(self._queue, lambda: self._queue.delete_message(message.id, message.pop_receipt))
+
+    def extend(self, message: QueueMessage, visibility_timeout_s: int) -> QueueMessage:
+        updated = self._call(
+            self._queue,
+            lambda: self._queue.update_message(
+                message.id, message.pop_receipt, visibility_timeout=visibility_timeout_s
+            ),
+        )
+        return QueueMessage(
+            id=message.id,
+            pop_receipt=str(updated.pop_receipt),
+            content=message.content,
+            dequeue_count=message.dequeue_count,
+            inserted_on=message.inserted_on,
+        )
+
+    def release(self, message: QueueMessage) -> None:
+        self._call(
+            self._queue,
+            lambda: self._queue.update_message(
+                message.id, message.pop_receipt, visibility_timeout=0
+            ),
+        )
+
+    def dead_letter(self, message: QueueMessage, reason: str) -> None:
+        record = poison_record(message, reason, self.name, datetime.now(UTC))
+        # Copy first, delete second: a crash in between leaves a duplicate, never a loss.
+        self._call(self._poison, lambda: self._poison.send_message(record))
+        self.delete(message)
+
+    def ping(self) -> None:
+        self._call(self._queue, self._queue.get_queue_properties)
+
+    def close(self) -> None:
+        """Close the HTTP sessions."""
+        self._queue.close()
+        self._poison.close()
+
+
+def create_queue(
+    settings: StorageSettings, timeouts: QueueTimeouts = BACKEND_TIMEOUTS
+) -> AzureQueue:
+    """Build the queue client and create the queues if they are missing (best effort)."""
+    queue = AzureQueue(settings, timeouts)
+    try:
+        queue.ensure_queues()
+    except QueueUnavailable as error:
+        # The service may start before the queue is reachable; calls create it on first use.
+        log.warning("queue %s not reachable at start: %s", settings.queue_name, error)
+    return queue

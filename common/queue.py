@@ -1,0 +1,96 @@
+"""The queue interface both services use, its message type, errors and the poison record."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from common.envelope import MAX_MESSAGE_BYTES
+
+
+class QueueError(Exception):
+    """Base class of queue failures."""
+
+
+class QueueUnavailable(QueueError):
+    """The queue could not be reached or answered with a transient error; try again later."""
+
+
+class MessageGone(QueueError):
+    """The message was deleted or its pop receipt is stale (its visibility ran out)."""
+
+
+@dataclass(frozen=True)
+class QueueMessage:
+    """A received message: its id, the pop receipt that owns it now, text and receive count."""
+
+    id: str
+    pop_receipt: str
+    content: str
+    dequeue_count: int
+    inserted_on: datetime | None = None
+
+
+class MessageQueue(Protocol):
+    """The operations the services need from a queue."""
+
+    name: str
+
+    def send(self, content: str) -> str:
+        """Enqueue text durably and return the message id."""
+
+    def receive(self, max_messages: int, visibility_timeout_s: int) -> list[QueueMessage]:
+        """Receive up to `max_messages`, hidden from others for `visibility_timeout_s`."""
+
+    def delete(self, message: QueueMessage) -> None:
+        """Delete a received message; raises MessageGone if it is no longer ours."""
+
+    def extend(self, message: QueueMessage, visibility_timeout_s: int) -> QueueMessage:
+        """Keep a message hidden for `visibility_timeout_s` more; returns it with a new receipt."""
+
+    def release(self, message: QueueMessage) -> None:
+        """Make a received message visible again now."""
+
+    def dead_letter(self, message: QueueMessage, reason: str) -> None:
+        """Copy the message with `reason` to the poison queue, then delete it."""
+
+    def ping(self) -> None:
+        """Raise QueueUnavailable unless the queue answers."""
+
+
+# The record put on `<queue>-poison`: what was wrong, where it came from, and the original text.
+def poison_record(message: QueueMessage, reason: str, queue_name: str, now: datetime) -> str:
+    """Build the poison queue text for `message`, always within the queue's size cap."""
+    record: dict[str, Any] = {
+        "reason": reason,
+        "source_queue": queue_name,
+        "message_id": message.id,
+        "dequeue_count": message.dequeue_count,
+        "inserted_on": message.inserted_on.isoformat() if message.inserted_on else None,
+        "dead_lettered_at": now.isoformat(),
+        "content_sha256": hashlib.sha256(message.content.encode("utf-8")).hexdigest(),
+        "content_encoding": "text",
+        "content": message.content,
+    }
+    text = json.dumps(record, separators=(",", ":"))
+    if len(text.encode("utf-8")) <= MAX_MESSAGE_BYTES:
+        return text
+    packed = gzip.compress(message.content.encode("utf-8"), mtime=0)
+    record["content_encoding"] = "gzip+base64"
+    record["content"] = base64.b64encode(packed).decode("ascii")
+    text = json.dumps(record, separators=(",", ":"))
+    if len(text.encode("utf-8")) <= MAX_MESSAGE_BYTES:
+        return text
+    # Incompressible and at the cap: keep the reason, the hash and as much text as fits.
+    record["content_encoding"] = "text-truncated"
+    record["content"] = ""
+    room = MAX_MESSAGE_BYTES - len(json.dumps(record, separators=(",", ":")).encode()) - 64
+    record["content"] = message.content.encode("utf-8")[: max(room, 0) // 2].decode(
+        "utf-8", errors="ignore"
+    )
+    return json.dumps(record, separators=(",", ":"))

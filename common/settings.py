@@ -1,0 +1,154 @@
+"""Settings for both services, read once from the environment (and `.env`) into frozen values."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_QUEUE_NAME = "github-webhook-events"
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed; the message says what to set."""
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where the queue lives: a connection string (Azurite, keys) or an account name (Entra ID)."""
+
+    connection_string: str | None
+    account_name: str | None
+    queue_name: str
+
+    @property
+    def poison_queue_name(self) -> str:
+        """The dead-letter queue beside the main one."""
+        return f"{self.queue_name}-poison"
+
+
+@dataclass(frozen=True)
+class FrontendSettings:
+    """Settings of the webhook frontend."""
+
+    host: str
+    port: int
+    webhook_secrets: tuple[str, ...]
+    storage: StorageSettings
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    """Settings of the backend worker pool."""
+
+    storage: StorageSettings
+    appinsights_connection_string: str | None
+    poll_interval_s: float
+    max_messages_per_batch: int
+    visibility_timeout_s: int
+    worker_processes: int
+    max_dequeue_count: int
+    telemetry_file: Path
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Parse a `.env` file: `KEY=VALUE` lines, `#` comments, optional quotes, `export` prefix."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for line in path.read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#") or "=" not in stripped:
+            continue
+        key, _, value = stripped.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def environment(dotenv: Path | None = Path(".env")) -> dict[str, str]:
+    """The process environment over the values of `.env` (the real environment wins)."""
+    merged = read_dotenv(dotenv) if dotenv is not None else {}
+    merged.update(os.environ)
+    return merged
+
+
+def _lookup(env: Mapping[str, str], name: str, prefix: str) -> str | None:
+    """Read `prefix + name` first, then `name`; empty strings count as unset."""
+    for key in (f"{prefix}{name}", name) if prefix else (name,):
+        value = env.get(key, "").strip()
+        if value:
+            return value
+    return None
+
+
+def _number(
+    env: Mapping[str, str], name: str, prefix: str, default: float, minimum: float
+) -> float:
+    raw = _lookup(env, name, prefix)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{prefix}{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{prefix}{name} must be at least {minimum:g}, got {raw!r}")
+    return value
+
+
+def _integer(env: Mapping[str, str], name: str, prefix: str, default: int, minimum: int) -> int:
+    value = _number(env, name, prefix, default, minimum)
+    if value != int(value):
+        raise SettingsError(f"{prefix}{name} must be a whole number, got {value:g}")
+    return int(value)
+
+
+def load_storage_settings(env: Mapping[str, str], prefix: str = "") -> StorageSettings:
+    """Queue location; a connection string wins over an account name."""
+    connection_string = _lookup(env, "AZURE_STORAGE_CONNECTION_STRING", prefix)
+    account_name = _lookup(env, "AZURE_STORAGE_ACCOUNT_NAME", prefix)
+    if connection_string is None and account_name is None:
+        raise SettingsError(
+            f"set {prefix}AZURE_STORAGE_CONNECTION_STRING (Azurite, account keys) or "
+            f"{prefix}AZURE_STORAGE_ACCOUNT_NAME (managed identity via DefaultAzureCredential)"
+        )
+    queue_name = _lookup(env, "AZURE_STORAGE_QUEUE_NAME", prefix) or DEFAULT_QUEUE_NAME
+    return StorageSettings(connection_string, account_name, queue_name)
+
+
+def load_frontend_settings(env: Mapping[str, str]) -> FrontendSettings:
+    """Frontend settings; refuses to build without a webhook secret."""
+    raw_secrets = env.get("GITHUB_WEBHOOK_SECRET", "")
+    secrets = tuple(secret.strip() for secret in raw_secrets.split(",") if secret.strip())
+    if not secrets:
+        raise SettingsError(
+            "GITHUB_WEBHOOK_SECRET is not set: set it to the secret configured on the GitHub "
+            "webhook (several secrets, comma-separated, are all accepted during a rotation)"
+        )
+    return FrontendSettings(
+        host=_lookup(env, "HOST", "") or "0.0.0.0",
+        port=_integer(env, "PORT", "", 8080, 1),
+        webhook_secrets=secrets,
+        storage=load_storage_settings(env),
+    )
+
+
+def load_backend_settings(env: Mapping[str, str]) -> BackendSettings:
+    """Backend settings: each `BACKEND_`-prefixed name wins over the unprefixed one."""
+    prefix = "BACKEND_"
+    return BackendSettings(
+        storage=load_storage_settings(env, prefix),
+        appinsights_connection_string=_lookup(env, "APPLICATIONINSIGHTS_CONNECTION_STRING", prefix),
+        poll_interval_s=_number(env, "POLL_INTERVAL_SECONDS", prefix, 5.0, 0.0),
+        max_messages_per_batch=min(_integer(env, "MAX_MESSAGES_PER_BATCH", prefix, 32, 1), 32),
+        visibility_timeout_s=_integer(env, "VISIBILITY_TIMEOUT_SECONDS", prefix, 300, 1),
+        worker_processes=_integer(env, "WORKER_PROCESSES", prefix, os.cpu_count() or 1, 1),
+        max_dequeue_count=_integer(env, "MAX_DEQUEUE_COUNT", prefix, 5, 1),
+        telemetry_file=Path(
+            _lookup(env, "TELEMETRY_FILE", prefix) or str(Path("var") / "telemetry.jsonl")
+        ),
+    )
