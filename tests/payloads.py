@@ -1,14 +1,9 @@
-"""Realistic GitHub `workflow_run` and `workflow_job` webhook payloads for tests.
+"""Realistic, deterministic GitHub `workflow_run` and `workflow_job` webhook payloads for tests.
 
-The builders return complete payloads shaped like GitHub's documented examples, with the many
-`*_url` fields, `head_commit`, and nullable fields present as `None` where GitHub sends `null`.
-Every value is fixed, so two calls with the same arguments return equal dicts.
-https://docs.github.com/en/webhooks/webhook-events-and-payloads#workflow_run
-https://docs.github.com/en/webhooks/webhook-events-and-payloads#workflow_job
-
-Keyword overrides set keys of the inner `workflow_run` / `workflow_job` object (after the
-defaults for the action are applied); change top-level keys (`repository`, `sender`, ...) on
-the returned dict.
+Shaped like GitHub's documented examples (`*_url` fields, `head_commit`, nullable fields present
+as None): https://docs.github.com/en/webhooks/webhook-events-and-payloads#workflow_run
+Keyword overrides set keys of the inner `workflow_run` / `workflow_job` object, after the
+defaults for the action; change top-level keys (`repository`, `sender`, ...) on the result.
 """
 
 from __future__ import annotations
@@ -71,6 +66,18 @@ def sign(body: bytes, secret: str) -> str:
     return f"sha256={digest}"
 
 
+# `<name>_url` fields of an account and the path each adds to its API URL, as GitHub sends.
+_ACCOUNT_URL_PATHS = (
+    "followers=followers following=following{/other_user} gists=gists{/gist_id} "
+    "starred=starred{/owner}{/repo} subscriptions=subscriptions organizations=orgs repos=repos "
+    "events=events{/privacy} received_events=received_events"
+)
+
+
+def _pairs(table: str) -> list[list[str]]:
+    return [entry.split("=", 1) for entry in table.split()]
+
+
 def account(
     login: str = SENDER_LOGIN, account_id: int = SENDER_ID, kind: str = "User"
 ) -> dict[str, Any]:
@@ -84,18 +91,16 @@ def account(
         "gravatar_id": "",
         "url": url,
         "html_url": f"{WEB}/{login}",
-        "followers_url": f"{url}/followers",
-        "following_url": f"{url}/following{{/other_user}}",
-        "gists_url": f"{url}/gists{{/gist_id}}",
-        "starred_url": f"{url}/starred{{/owner}}{{/repo}}",
-        "subscriptions_url": f"{url}/subscriptions",
-        "organizations_url": f"{url}/orgs",
-        "repos_url": f"{url}/repos",
-        "events_url": f"{url}/events{{/privacy}}",
-        "received_events_url": f"{url}/received_events",
+        **{f"{name}_url": f"{url}/{path}" for name, path in _pairs(_ACCOUNT_URL_PATHS)},
         "type": kind,
         "site_admin": False,
     }
+
+
+_ORGANIZATION_URL_PATHS = (
+    "repos=repos events=events hooks=hooks issues=issues members=members{/member} "
+    "public_members=public_members{/member}"
+)
 
 
 def organization() -> dict[str, Any]:
@@ -106,15 +111,27 @@ def organization() -> dict[str, Any]:
         "id": ORG_ID,
         "node_id": "MDEyOk9yZ2FuaXphdGlvbjc5OTI3MTkx",
         "url": url,
-        "repos_url": f"{url}/repos",
-        "events_url": f"{url}/events",
-        "hooks_url": f"{url}/hooks",
-        "issues_url": f"{url}/issues",
-        "members_url": f"{url}/members{{/member}}",
-        "public_members_url": f"{url}/public_members{{/member}}",
+        **{f"{name}_url": f"{url}/{path}" for name, path in _pairs(_ORGANIZATION_URL_PATHS)},
         "avatar_url": f"https://avatars.githubusercontent.com/u/{ORG_ID}?v=4",
         "description": "Octo Org's shared projects",
     }
+
+
+# `<name>_url` fields of a repository and the path each adds to its API URL, as GitHub sends.
+_REPOSITORY_URL_PATHS = (
+    "forks=forks keys=keys{/key_id} collaborators=collaborators{/collaborator} teams=teams "
+    "hooks=hooks issue_events=issues/events{/number} events=events assignees=assignees{/user} "
+    "branches=branches{/branch} tags=tags blobs=git/blobs{/sha} git_tags=git/tags{/sha} "
+    "git_refs=git/refs{/sha} trees=git/trees{/sha} statuses=statuses/{sha} "
+    "languages=languages stargazers=stargazers contributors=contributors "
+    "subscribers=subscribers subscription=subscription commits=commits{/sha} "
+    "git_commits=git/commits{/sha} comments=comments{/number} "
+    "issue_comment=issues/comments{/number} contents=contents/{+path} "
+    "compare=compare/{base}...{head} merges=merges archive={archive_format}{/ref} "
+    "downloads=downloads issues=issues{/number} pulls=pulls{/number} "
+    "milestones=milestones{/number} notifications=notifications{?since,all,participating} "
+    "labels=labels{/name} releases=releases{/id} deployments=deployments"
+)
 
 
 def _repository_urls(full_name: str) -> dict[str, Any]:
@@ -122,42 +139,7 @@ def _repository_urls(full_name: str) -> dict[str, Any]:
     return {
         "html_url": f"{WEB}/{full_name}",
         "url": url,
-        "forks_url": f"{url}/forks",
-        "keys_url": f"{url}/keys{{/key_id}}",
-        "collaborators_url": f"{url}/collaborators{{/collaborator}}",
-        "teams_url": f"{url}/teams",
-        "hooks_url": f"{url}/hooks",
-        "issue_events_url": f"{url}/issues/events{{/number}}",
-        "events_url": f"{url}/events",
-        "assignees_url": f"{url}/assignees{{/user}}",
-        "branches_url": f"{url}/branches{{/branch}}",
-        "tags_url": f"{url}/tags",
-        "blobs_url": f"{url}/git/blobs{{/sha}}",
-        "git_tags_url": f"{url}/git/tags{{/sha}}",
-        "git_refs_url": f"{url}/git/refs{{/sha}}",
-        "trees_url": f"{url}/git/trees{{/sha}}",
-        "statuses_url": f"{url}/statuses/{{sha}}",
-        "languages_url": f"{url}/languages",
-        "stargazers_url": f"{url}/stargazers",
-        "contributors_url": f"{url}/contributors",
-        "subscribers_url": f"{url}/subscribers",
-        "subscription_url": f"{url}/subscription",
-        "commits_url": f"{url}/commits{{/sha}}",
-        "git_commits_url": f"{url}/git/commits{{/sha}}",
-        "comments_url": f"{url}/comments{{/number}}",
-        "issue_comment_url": f"{url}/issues/comments{{/number}}",
-        "contents_url": f"{url}/contents/{{+path}}",
-        "compare_url": f"{url}/compare/{{base}}...{{head}}",
-        "merges_url": f"{url}/merges",
-        "archive_url": f"{url}/{{archive_format}}{{/ref}}",
-        "downloads_url": f"{url}/downloads",
-        "issues_url": f"{url}/issues{{/number}}",
-        "pulls_url": f"{url}/pulls{{/number}}",
-        "milestones_url": f"{url}/milestones{{/number}}",
-        "notifications_url": f"{url}/notifications{{?since,all,participating}}",
-        "labels_url": f"{url}/labels{{/name}}",
-        "releases_url": f"{url}/releases{{/id}}",
-        "deployments_url": f"{url}/deployments",
+        **{f"{name}_url": f"{url}/{path}" for name, path in _pairs(_REPOSITORY_URL_PATHS)},
     }
 
 
@@ -178,7 +160,10 @@ def minimal_repository() -> dict[str, Any]:
 
 def repository() -> dict[str, Any]:
     """Return the full top-level `repository` object of a delivery."""
-    url = f"{API}/repos/{REPO_FULL_NAME}"
+    counts = dict(size=2048, stargazers_count=12, watchers_count=12, watchers=12, forks_count=1)
+    flags = dict(has_issues=True, has_projects=True, has_downloads=True, has_wiki=False)
+    more_flags = dict(has_pages=False, has_discussions=False, archived=False, disabled=False)
+    settings = dict(allow_forking=False, is_template=False, web_commit_signoff_required=False)
     return {
         **minimal_repository(),
         "created_at": "2019-05-15T15:19:25Z",
@@ -188,34 +173,13 @@ def repository() -> dict[str, Any]:
         "ssh_url": f"git@github.com:{REPO_FULL_NAME}.git",
         "clone_url": f"{WEB}/{REPO_FULL_NAME}.git",
         "svn_url": f"{WEB}/{REPO_FULL_NAME}",
-        "homepage": None,
-        "size": 2048,
-        "stargazers_count": 12,
-        "watchers_count": 12,
-        "language": "Python",
-        "has_issues": True,
-        "has_projects": True,
-        "has_downloads": True,
-        "has_wiki": False,
-        "has_pages": False,
-        "has_discussions": False,
-        "forks_count": 1,
-        "mirror_url": None,
-        "archived": False,
-        "disabled": False,
-        "open_issues_count": 3,
-        "license": None,
-        "allow_forking": False,
-        "is_template": False,
-        "web_commit_signoff_required": False,
-        "topics": [],
-        "visibility": "private",
-        "forks": 1,
-        "open_issues": 3,
-        "watchers": 12,
-        "default_branch": "main",
-        "custom_properties": {},
-        "statuses_url": f"{url}/statuses/{{sha}}",
+        **dict(homepage=None, mirror_url=None, license=None, language="Python"),
+        **counts,
+        **flags,
+        **more_flags,
+        **settings,
+        **dict(forks=1, open_issues=3, open_issues_count=3, topics=[], custom_properties={}),
+        **dict(visibility="private", default_branch="main"),
     }
 
 
@@ -312,6 +276,9 @@ def workflow_run_payload(action: str = "completed", **overrides: Any) -> dict[st
     }
 
 
+_STEP_KEYS = ("name", "status", "conclusion", "number", "started_at", "completed_at")
+
+
 def step(
     number: int,
     name: str,
@@ -321,14 +288,8 @@ def step(
     status: str = "completed",
 ) -> dict[str, Any]:
     """Return one entry of `workflow_job.steps`."""
-    return {
-        "name": name,
-        "status": status,
-        "conclusion": conclusion,
-        "number": number,
-        "started_at": started_at,
-        "completed_at": completed_at,
-    }
+    values = (name, status, conclusion, number, started_at, completed_at)
+    return dict(zip(_STEP_KEYS, values, strict=True))
 
 
 def completed_steps() -> list[dict[str, Any]]:
@@ -345,53 +306,31 @@ def in_progress_steps() -> list[dict[str, Any]]:
     """Return the steps of the default job while it runs: one done, one running, two queued."""
     return [
         step(1, "Set up job", "2024-03-05T10:00:11.000Z", "2024-03-05T10:00:13.000Z"),
-        step(
-            2,
-            "Run actions/checkout@v4",
-            "2024-03-05T10:00:13.000Z",
-            None,
-            conclusion=None,
-            status="in_progress",
-        ),
+        step(2, "Run actions/checkout@v4", "2024-03-05T10:00:13.000Z", None, None, "in_progress"),
         step(3, "Run tests", None, None, conclusion=None, status="queued"),
         step(4, "Complete job", None, None, conclusion=None, status="queued"),
     ]
 
 
-_NO_RUNNER: dict[str, Any] = {
-    "runner_id": None,
-    "runner_name": None,
-    "runner_group_id": None,
-    "runner_group_name": None,
-}
+_RUNNER_KEYS = ("runner_id", "runner_name", "runner_group_id", "runner_group_name")
+_NO_RUNNER: dict[str, Any] = dict.fromkeys(_RUNNER_KEYS)
 
+# GitHub already fills `started_at` (with `created_at`) while a job waits for a runner.
+_NOT_STARTED: dict[str, Any] = {
+    "conclusion": None,
+    "started_at": JOB_CREATED_AT,
+    "completed_at": None,
+    **_NO_RUNNER,
+}
 _JOB_STATES: dict[str, dict[str, Any]] = {
-    # GitHub already fills `started_at` (with `created_at`) while a job waits for a runner.
-    "queued": {
-        "status": "queued",
-        "conclusion": None,
-        "started_at": JOB_CREATED_AT,
-        "completed_at": None,
-        **_NO_RUNNER,
-    },
-    "waiting": {
-        "status": "waiting",
-        "conclusion": None,
-        "started_at": JOB_CREATED_AT,
-        "completed_at": None,
-        **_NO_RUNNER,
-    },
+    "queued": {"status": "queued", **_NOT_STARTED},
+    "waiting": {"status": "waiting", **_NOT_STARTED},
     "in_progress": {"status": "in_progress", "conclusion": None, "completed_at": None},
     "completed": {"status": "completed", "conclusion": "success"},
 }
 
 
-def _default_steps(action: str) -> list[dict[str, Any]]:
-    if action == "completed":
-        return completed_steps()
-    if action == "in_progress":
-        return in_progress_steps()
-    return []
+_DEFAULT_STEPS = {"completed": completed_steps, "in_progress": in_progress_steps}
 
 
 def workflow_job_payload(
@@ -428,7 +367,7 @@ def workflow_job_payload(
         "runner_group_name": RUNNER_GROUP_NAME,
     }
     job.update(_JOB_STATES.get(action, {}))
-    job["steps"] = copy.deepcopy(steps) if steps is not None else _default_steps(action)
+    job["steps"] = copy.deepcopy(steps) if steps is not None else _DEFAULT_STEPS.get(action, list)()
     job.update(copy.deepcopy(overrides))
     return {
         "action": action,
