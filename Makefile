@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: help install test lint format run-frontend run-backend clean
+.PHONY: help install test lint format run run-frontend run-backend demo report clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -36,6 +36,15 @@ lint: install ## ruff (check and format) and mypy
 format: install ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+run: install ## Start Azurite, the frontend and the backend locally; Ctrl-C stops everything
+	$(PY) -m common.devstack
+
+demo: install ## With `make run` going: send a demo day of deliveries and print the summary
+	$(PY) -m common.demo
+
+report: install ## Summarize the local telemetry sink (var/telemetry.jsonl)
+	$(PY) -m backend.report $(REPORT_FILE)
 
 run-frontend: install ## Run the frontend under gunicorn, configured from the environment and .env
 	$(VENV)/bin/gunicorn --config frontend/gunicorn.conf.py 'frontend.app:create_app()'

@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 # Azurite's fixed development account. https://learn.microsoft.com/en-us/azure/storage/common/storage-use-azurite
 ACCOUNT_NAME = "devstoreaccount1"
@@ -49,7 +50,11 @@ def azurite_binary() -> Path:
 
 
 class Azurite:
-    """One Azurite process serving queues and tables on free loopback ports."""
+    """One Azurite process serving queues and tables on free loopback ports.
+
+    With a `workspace` folder its data survives `stop()`, and `start()` again brings it back on
+    the same ports: tests use that to simulate an outage and a recovery.
+    """
 
     def __init__(self, workspace: Path | None = None, in_memory: bool = True) -> None:
         self.queue_port = free_port()
@@ -59,6 +64,7 @@ class Azurite:
         self._workspace = workspace
         self._scratch: str | None = None
         self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
 
     @property
     def connection_string(self) -> str:
@@ -102,22 +108,21 @@ class Azurite:
             self._workspace.mkdir(parents=True, exist_ok=True)
             command += ["--location", str(self._workspace)]
             cwd = str(self._workspace)
+        self._log = tempfile.TemporaryFile()
         self._process = subprocess.Popen(
             command,
             cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self._log,
             start_new_session=True,
         )
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                error = (
-                    self._process.stderr.read().decode(errors="replace")
-                    if self._process.stderr
-                    else ""
-                )
+                self._log.seek(0)
+                error = self._log.read().decode(errors="replace")
+                self.stop()
                 raise AzuriteError(
                     f"Azurite exited with {self._process.returncode}: {error[-500:]}"
                 )
@@ -145,8 +150,9 @@ class Azurite:
                 except ProcessLookupError:
                     pass
                 process.wait(timeout=10)
-        if process is not None and process.stderr is not None:
-            process.stderr.close()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None

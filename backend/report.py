@@ -1,0 +1,252 @@
+"""`make report`: a summary of the local JSONL sink, with the same definitions as the README's KQL.
+
+- Runs: completed `WorkflowRun` events (every attempt counts).
+- Success rate: runs whose `result` is `success` over runs that reached a verdict (`success`,
+  `failure`, `timeout`, `error`); cancelled and skipped runs are left out of both.
+- Duration p50/p95: nearest-rank percentiles of `duration_seconds` (this attempt).
+- Queue time p50/p95 per label set: `queue_seconds` of completed `WorkflowJob` events that were
+  not skipped, grouped by their comma-joined `labels`.
+- Runner busy time: the sum of `duration_seconds` of completed jobs per `runner_name`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+VERDICTS = frozenset({"success", "failure", "timeout", "error"})
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    """The nearest-rank percentile (`share` in 0..100) of `values`; 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, math.ceil(share / 100 * len(ordered)))
+    return float(ordered[rank - 1])
+
+
+@dataclass(frozen=True)
+class WorkflowFigures:
+    """One workflow's runs, success rate and duration percentiles."""
+
+    runs: int
+    success_rate: float | None
+    p50_s: float
+    p95_s: float
+
+
+@dataclass(frozen=True)
+class QueueFigures:
+    """Queue time percentiles of one label set."""
+
+    jobs: int
+    p50_s: float
+    p95_s: float
+
+
+@dataclass
+class Summary:
+    """Everything the report prints."""
+
+    workflows: dict[str, WorkflowFigures] = field(default_factory=dict)
+    queues: dict[str, QueueFigures] = field(default_factory=dict)
+    runner_busy_s: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunFact:
+    """The fields of a completed run the summary needs."""
+
+    workflow: str
+    result: str
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class JobFact:
+    """The fields of a completed job the summary needs."""
+
+    labels: str
+    runner: str
+    result: str
+    queue_s: float
+    duration_s: float
+
+
+# GitHub's conclusions as the telemetry's `result` vocabulary, for the demo's own bookkeeping.
+RESULTS = {
+    "success": "success",
+    "neutral": "success",
+    "failure": "failure",
+    "action_required": "failure",
+    "stale": "failure",
+    "cancelled": "cancellation",
+    "skipped": "skip",
+    "timed_out": "timeout",
+    "startup_failure": "error",
+}
+
+
+def summarize(runs: Iterable[RunFact], jobs: Iterable[JobFact]) -> Summary:
+    """Compute the summary from run and job facts."""
+    summary = Summary()
+    by_workflow: dict[str, list[RunFact]] = defaultdict(list)
+    for run in runs:
+        by_workflow[run.workflow].append(run)
+    for workflow, facts in sorted(by_workflow.items()):
+        decided = [fact for fact in facts if fact.result in VERDICTS]
+        successes = sum(1 for fact in decided if fact.result == "success")
+        durations = [fact.duration_s for fact in facts]
+        summary.workflows[workflow] = WorkflowFigures(
+            runs=len(facts),
+            success_rate=successes / len(decided) if decided else None,
+            p50_s=percentile(durations, 50),
+            p95_s=percentile(durations, 95),
+        )
+    queue_times: dict[str, list[float]] = defaultdict(list)
+    busy: dict[str, float] = defaultdict(float)
+    for job in jobs:
+        if job.result != "skip":
+            queue_times[job.labels].append(job.queue_s)
+        if job.runner:
+            busy[job.runner] += job.duration_s
+    for labels, values in sorted(queue_times.items()):
+        summary.queues[labels] = QueueFigures(
+            len(values), percentile(values, 50), percentile(values, 95)
+        )
+    summary.runner_busy_s = dict(sorted(busy.items()))
+    return summary
+
+
+def _workflow_key(properties: Mapping[str, Any]) -> str:
+    return f"{properties.get('repository_full_name', '')} {properties.get('workflow_name', '')}"
+
+
+def summarize_items(items: Iterable[Mapping[str, Any]]) -> Summary:
+    """Summarize sink items (one JSON object per line of the JSONL sink)."""
+    runs: list[RunFact] = []
+    jobs: list[JobFact] = []
+    for item in items:
+        name = str(item.get("name", ""))
+        properties: Mapping[str, Any] = item.get("properties") or {}
+        measurements: Mapping[str, Any] = item.get("measurements") or {}
+        if name not in {"WorkflowRun", "WorkflowJob"}:
+            continue
+        if name == "WorkflowRun":
+            runs.append(
+                RunFact(
+                    _workflow_key(properties),
+                    str(properties.get("result", "")),
+                    float(measurements.get("duration_seconds", 0.0)),
+                )
+            )
+        else:
+            jobs.append(
+                JobFact(
+                    labels=str(properties.get("labels", "")),
+                    runner=str(properties.get("runner_name", "")),
+                    result=str(properties.get("result", "")),
+                    queue_s=float(measurements.get("queue_seconds", 0.0)),
+                    duration_s=float(measurements.get("duration_seconds", 0.0)),
+                )
+            )
+    return summarize(runs, jobs)
+
+
+def summarize_expected(expected: Any) -> Summary:
+    """Summarize the demo's own bookkeeping (`common.demo.Expected`) with the same rules."""
+    runs = [
+        RunFact(run["workflow"], RESULTS.get(run["conclusion"], ""), run["duration_s"])
+        for run in expected.runs
+    ]
+    jobs = [
+        JobFact(
+            job["labels"],
+            job["runner"],
+            RESULTS.get(job["conclusion"], ""),
+            job["queue_s"],
+            job["duration_s"],
+        )
+        for job in expected.jobs
+    ]
+    return summarize(runs, jobs)
+
+
+def _rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:.0f}%"
+
+
+def format_report(actual: Summary, expected: Summary | None = None) -> str:
+    """Render the summary as text tables; with `expected`, flag every figure that differs."""
+    lines: list[str] = []
+
+    def mark(same: bool) -> str:
+        return "" if expected is None else ("  ok" if same else "  MISMATCH")
+
+    lines.append("Workflows (completed runs, all attempts)")
+    lines.append(f"  {'workflow':<28} {'runs':>5} {'success':>8} {'p50 s':>8} {'p95 s':>8}")
+    for workflow, figures in actual.workflows.items():
+        want = expected.workflows.get(workflow) if expected else None
+        lines.append(
+            f"  {workflow:<28} {figures.runs:>5} {_rate(figures.success_rate):>8} "
+            f"{figures.p50_s:>8.0f} {figures.p95_s:>8.0f}{mark(want == figures)}"
+        )
+    lines.append("")
+    lines.append("Queue time per runner label set (jobs not skipped)")
+    lines.append(f"  {'labels':<28} {'jobs':>5} {'p50 s':>8} {'p95 s':>8}")
+    for labels, queue in actual.queues.items():
+        want_queue = expected.queues.get(labels) if expected else None
+        lines.append(
+            f"  {labels:<28} {queue.jobs:>5} {queue.p50_s:>8.0f} {queue.p95_s:>8.0f}"
+            f"{mark(want_queue == queue)}"
+        )
+    lines.append("")
+    lines.append("Runner busy time")
+    for runner, seconds in actual.runner_busy_s.items():
+        want_busy = expected.runner_busy_s.get(runner) if expected else None
+        lines.append(f"  {runner:<28} {seconds / 60:>8.1f} min{mark(want_busy == seconds)}")
+    if expected is not None:
+        verdict = "matches" if expected == actual else "DOES NOT match"
+        lines.append("")
+        lines.append(f"The summary {verdict} what was sent.")
+    return "\n".join(lines)
+
+
+def read_items(path: Path) -> list[dict[str, Any]]:
+    """Read the JSONL sink, skipping lines that are not JSON objects."""
+    items: list[dict[str, Any]] = []
+    if not path.exists():
+        return items
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(item, dict):
+                items.append(item)
+    return items
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the summary of a JSONL sink file."""
+    parser = argparse.ArgumentParser(description="Summarize the local telemetry sink.")
+    parser.add_argument("file", nargs="?", type=Path, default=Path("var/telemetry.jsonl"))
+    args = parser.parse_args(argv)
+    if not args.file.exists():
+        print(f"{args.file} does not exist yet: run `make run` and `make demo` first")
+        return 1
+    print(format_report(summarize_items(read_items(args.file))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+# The webhook frontend: Flask under gunicorn. Build from the repository root:
+#   docker build -f docker/frontend.Dockerfile -t github-telemetry-frontend .
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PORT=8080
+
+WORKDIR /app
+COPY requirements/frontend.txt requirements/frontend.txt
+RUN pip install -r requirements/frontend.txt \
+    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin app
+
+COPY common/ common/
+COPY frontend/ frontend/
+
+USER app
+EXPOSE 8080
+
+# No curl in a slim image: the interpreter itself asks /health.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '8080'), timeout=4)"]
+
+# Exec form: gunicorn is PID 1 and receives SIGTERM itself for a graceful stop.
+CMD ["gunicorn", "--config", "frontend/gunicorn.conf.py", "frontend.app:create_app()"]
