@@ -164,7 +164,10 @@ class _DayBuilder:
             job_outcome = "success"
             if failed:
                 job_outcome = "skipped"
-            elif position == len(jobs) - 1 and outcome in {"failure", "flaky"}:
+            elif outcome == "failure" and position == max(0, len(jobs) - 2):
+                # A failure before the last job: the jobs after it are skipped.
+                job_outcome = "failure"
+            elif position == len(jobs) - 1 and outcome == "flaky":
                 job_outcome = "failure"
             elif position == len(jobs) - 1 and outcome == "cancelled":
                 job_outcome = "cancelled_queued"

@@ -1,0 +1,170 @@
+"""The demo day and the sink report: the pipeline's mapping must reproduce the demo's books."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backend.report import (
+    JobFact,
+    RunFact,
+    format_report,
+    main,
+    percentile,
+    read_items,
+    summarize,
+    summarize_expected,
+    summarize_items,
+)
+from backend.telemetry.mapping import to_telemetry
+from common.demo import build_scenario
+from common.envelope import Envelope
+from common.reduction import reduce_payload
+
+NOW = datetime(2026, 3, 2, 18, 0, tzinfo=UTC)
+
+
+def _sink_lines(seed: int, runs: int) -> list[dict[str, Any]]:
+    """What the JSONL sink would hold after the backend mapped every demo delivery."""
+    scenario = build_scenario(seed, runs, now=NOW)
+    lines: list[dict[str, Any]] = []
+    for index, delivery in enumerate(scenario.deliveries):
+        envelope = Envelope(
+            delivery_id=f"d{index}",
+            event=delivery.event,
+            action=delivery.payload["action"],
+            received_at=NOW,
+            payload=reduce_payload(delivery.event, delivery.payload),
+        )
+        for item in to_telemetry(envelope, NOW):
+            lines.append(
+                {
+                    "name": item.name,
+                    "properties": item.properties,
+                    "measurements": item.measurements,
+                }
+            )
+    return lines
+
+
+@pytest.mark.parametrize(("share", "expected"), [(50, 3.0), (95, 5.0), (0, 1.0), (100, 5.0)])
+def test_percentile_is_nearest_rank(share: float, expected: float) -> None:
+    assert percentile([5, 1, 4, 2, 3], share) == expected
+
+
+def test_percentile_of_nothing_is_zero() -> None:
+    assert percentile([], 95) == 0.0
+
+
+def test_success_rate_leaves_out_cancelled_and_skipped_runs() -> None:
+    runs = [
+        RunFact("o/r CI", "success", 10),
+        RunFact("o/r CI", "failure", 20),
+        RunFact("o/r CI", "cancellation", 5),
+        RunFact("o/r CI", "timeout", 30),
+    ]
+
+    summary = summarize(runs, [])
+
+    figures = summary.workflows["o/r CI"]
+    assert (figures.runs, figures.success_rate, figures.p50_s, figures.p95_s) == (
+        4,
+        pytest.approx(1 / 3),
+        10.0,
+        30.0,
+    )
+
+
+def test_queue_time_skips_skipped_jobs_and_busy_time_sums_per_runner() -> None:
+    jobs = [
+        JobFact("ubuntu-latest", "r1", "success", 4, 100),
+        JobFact("ubuntu-latest", "r1", "failure", 8, 50),
+        JobFact("ubuntu-latest", "", "skip", 0, 0),
+    ]
+
+    summary = summarize([], jobs)
+
+    assert {k: asdict(v) for k, v in summary.queues.items()} == {
+        "ubuntu-latest": {"jobs": 2, "p50_s": 4.0, "p95_s": 8.0}
+    }
+    assert summary.runner_busy_s == {"r1": 150.0}
+
+
+def test_demo_day_has_every_kind_of_outcome() -> None:
+    scenario = build_scenario(7, 40, now=NOW)
+
+    run_conclusions = {run["conclusion"] for run in scenario.expected.runs}
+    job_conclusions = {job["conclusion"] for job in scenario.expected.jobs}
+    attempts = {run["attempt"] for run in scenario.expected.runs}
+    labels = {job["labels"] for job in scenario.expected.jobs}
+
+    assert run_conclusions == {"success", "failure", "cancelled"}
+    assert job_conclusions == {"success", "failure", "cancelled", "skipped", "timed_out"}
+    assert attempts == {1, 2}
+    assert "self-hosted,linux,x64" in labels and "ubuntu-latest" in labels
+    actions = {(d.event, d.payload["action"]) for d in scenario.deliveries}
+    assert actions == {
+        ("workflow_run", "requested"),
+        ("workflow_run", "in_progress"),
+        ("workflow_run", "completed"),
+        ("workflow_job", "queued"),
+        ("workflow_job", "in_progress"),
+        ("workflow_job", "completed"),
+    }
+
+
+def test_demo_day_is_reproducible_from_its_seed() -> None:
+    first = build_scenario(11, 12, now=NOW)
+    second = build_scenario(11, 12, now=NOW)
+
+    assert [d.payload for d in first.deliveries] == [d.payload for d in second.deliveries]
+
+
+def test_report_of_the_mapped_demo_day_matches_the_demo_books() -> None:
+    scenario = build_scenario(3, 40, now=NOW)
+
+    actual = summarize_items(_sink_lines(3, 40))
+    expected = summarize_expected(scenario.expected)
+
+    assert actual == expected
+    assert "The summary matches what was sent." in format_report(actual, expected)
+
+
+def test_a_doubled_event_shows_as_a_mismatch() -> None:
+    scenario = build_scenario(3, 12, now=NOW)
+    lines = _sink_lines(3, 12)
+    doubled = lines + [next(line for line in lines if line["name"] == "WorkflowRun")]
+
+    report = format_report(summarize_items(doubled), summarize_expected(scenario.expected))
+
+    assert "MISMATCH" in report
+    assert "The summary DOES NOT match what was sent." in report
+
+
+def test_report_command_reads_the_sink_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sink = tmp_path / "telemetry.jsonl"
+    sink.write_text(
+        "\n".join(json.dumps(line) for line in _sink_lines(5, 8)) + "\nnot json\n",
+        encoding="utf-8",
+    )
+
+    assert main([str(sink)]) == 0
+
+    out = capsys.readouterr().out
+    assert out.startswith("Workflows (completed runs, all attempts)")
+    assert "octo-demo/api CI" in out
+    assert len(read_items(sink)) == len(_sink_lines(5, 8))
+
+
+def test_report_command_says_what_to_do_without_a_sink(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([str(tmp_path / "missing.jsonl")]) == 1
+    assert "run `make run` and `make demo` first" in capsys.readouterr().out
