@@ -72,12 +72,8 @@ def test_success_rate_leaves_out_cancelled_and_skipped_runs() -> None:
     summary = summarize(runs, [])
 
     figures = summary.workflows["o/r CI"]
-    assert (figures.runs, figures.success_rate, figures.p50_s, figures.p95_s) == (
-        4,
-        pytest.approx(1 / 3),
-        10.0,
-        30.0,
-    )
+    assert (figures.runs, figures.p50_s, figures.p95_s) == (4, 10.0, 30.0)
+    assert figures.success_rate == pytest.approx(1 / 3)
 
 
 def test_queue_time_skips_skipped_jobs_and_busy_time_sums_per_runner() -> None:
