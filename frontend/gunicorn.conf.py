@@ -1,0 +1,37 @@
+"""gunicorn configuration of the frontend: `gunicorn --config frontend/gunicorn.conf.py ...`.
+
+Everything comes from the environment and `.env`; the master checks every frontend setting
+before it forks, so a missing GITHUB_WEBHOOK_SECRET stops it with a message and exit status 1.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from common.logs import configure_logging
+from common.settings import SettingsError, environment
+from frontend.serving import SERVICE, server_options
+
+try:
+    _options = server_options(environment())
+except SettingsError as _error:
+    sys.exit(f"github-telemetry frontend cannot start: {_error}")
+
+bind = [_options.bind]
+workers = _options.workers
+threads = _options.threads
+worker_class = "gthread"
+# GitHub gives up after 10 s; queue calls are bounded well below that (FRONTEND_TIMEOUTS).
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+
+accesslog = "-"
+errorlog = "-"
+logger_class = "frontend.serving.JsonGunicornLogger"
+
+
+def on_starting(server: Any) -> None:
+    """Send the application's own log records to stderr as JSON, in the master and workers."""
+    configure_logging(SERVICE)

@@ -1,0 +1,113 @@
+"""Fit a delivery into one queue message: reduce, compress, then shorten free text if needed.
+
+Azure queue messages hold 64 KiB of text (`common.envelope.MAX_MESSAGE_BYTES`); the envelope
+is base64(gzip(JSON)). Reduction alone makes every realistic delivery fit; the shortening
+steps exist for pathological names (thousands of long, distinct step names).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from common.envelope import MAX_MESSAGE_BYTES, Envelope, encode, encoded_size
+from common.reduction import reduce_payload
+from frontend.delivery import Delivery
+
+# Free-text fields shortened, in this order of limits, when a message does not fit.
+TRUNCATION_LIMITS_CHARS = (200, 64, 16)
+ELLIPSIS = "…"
+
+# Paths to free text in the reduced payloads; "*" walks every element of a list.
+FREE_TEXT_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "workflow_run": (
+        ("workflow_run", "name"),
+        ("workflow_run", "display_title"),
+        ("workflow_run", "head_branch"),
+        ("workflow", "name"),
+    ),
+    "workflow_job": (
+        ("workflow_job", "name"),
+        ("workflow_job", "workflow_name"),
+        ("workflow_job", "head_branch"),
+        ("workflow_job", "runner_name"),
+        ("workflow_job", "runner_group_name"),
+        ("workflow_job", "labels", "*"),
+        ("workflow_job", "steps", "*", "name"),
+    ),
+}
+
+
+class MessageTooLarge(Exception):
+    """Even with every free-text field shortened, the delivery exceeds the queue's cap."""
+
+
+@dataclass(frozen=True)
+class PackedMessage:
+    """Queue message text for one delivery, its size and whether text was shortened."""
+
+    text: str
+    size_bytes: int
+    truncated: bool
+
+
+def pack(delivery: Delivery) -> PackedMessage:
+    """Encode `delivery` as an envelope that fits in one queue message.
+
+    Raises:
+        MessageTooLarge: it does not fit even with free text shortened to the last limit.
+    """
+    payload = reduce_payload(delivery.event, delivery.payload)
+    packed = _encode(delivery, payload, truncated=False)
+    if packed.size_bytes <= MAX_MESSAGE_BYTES:
+        return packed
+    for limit in TRUNCATION_LIMITS_CHARS:
+        packed = _encode(delivery, shorten_free_text(delivery.event, payload, limit), True)
+        if packed.size_bytes <= MAX_MESSAGE_BYTES:
+            return packed
+    raise MessageTooLarge(
+        f"{delivery.event} delivery {delivery.delivery_id} takes {packed.size_bytes} bytes "
+        f"with free text cut to {TRUNCATION_LIMITS_CHARS[-1]} characters; "
+        f"the queue accepts {MAX_MESSAGE_BYTES}"
+    )
+
+
+def shorten_free_text(event: str, payload: dict[str, Any], limit: int) -> dict[str, Any]:
+    """A copy of `payload` with each free-text field of `event` cut to `limit` characters."""
+    shortened: Any = payload
+    for path in FREE_TEXT_PATHS.get(event, ()):
+        shortened = _shorten_at(shortened, path, limit)
+    result: dict[str, Any] = shortened
+    return result
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` itself if it has at most `limit` characters, else its start and an ellipsis."""
+    return text if len(text) <= limit else text[: limit - len(ELLIPSIS)] + ELLIPSIS
+
+
+def _shorten_at(value: Any, path: tuple[str, ...], limit: int) -> Any:
+    if not path:
+        return clip(value, limit) if isinstance(value, str) else value
+    head, rest = path[0], path[1:]
+    if head == "*" and isinstance(value, list):
+        return [_shorten_at(item, rest, limit) for item in value]
+    if isinstance(value, dict) and head in value:
+        return {**value, head: _shorten_at(value[head], rest, limit)}
+    return value
+
+
+def _encode(delivery: Delivery, payload: dict[str, Any], truncated: bool) -> PackedMessage:
+    envelope = Envelope(
+        delivery_id=delivery.delivery_id,
+        event=delivery.event,
+        action=delivery.action,
+        received_at=delivery.received_at,
+        payload=payload,
+        hook_id=delivery.hook_id,
+        installation_target_type=delivery.installation_target_type,
+        installation_target_id=delivery.installation_target_id,
+        truncated=truncated,
+    )
+    text = encode(envelope)
+    return PackedMessage(text, encoded_size(text), truncated)

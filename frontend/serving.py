@@ -1,0 +1,90 @@
+"""How gunicorn serves the frontend: where it listens, how many workers, and JSON logs."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gunicorn.glogging import Logger
+
+from common.logs import JsonFormatter
+from common.settings import SettingsError, load_frontend_settings
+
+SERVICE = "frontend"
+# The frontend waits on the queue, not the CPU: a few processes with several threads each.
+DEFAULT_WORKERS = 2
+DEFAULT_THREADS = 8
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """The gunicorn settings taken from the environment."""
+
+    bind: str
+    workers: int
+    threads: int
+
+
+def server_options(env: Mapping[str, str]) -> ServerOptions:
+    """Read HOST, PORT, WEB_CONCURRENCY and GUNICORN_THREADS, checking all frontend settings.
+
+    Raises:
+        SettingsError: a frontend setting is missing or malformed (the message says which).
+    """
+    settings = load_frontend_settings(env)
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return ServerOptions(
+        bind=f"{host}:{settings.port}",
+        workers=_count(env, "WEB_CONCURRENCY", DEFAULT_WORKERS),
+        threads=_count(env, "GUNICORN_THREADS", DEFAULT_THREADS),
+    )
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingsError(f"{name} must be a whole number of at least 1, got {raw!r}")
+    return int(raw)
+
+
+class JsonGunicornLogger(Logger):  # type: ignore[misc]
+    """gunicorn's logger writing JSON lines; access lines carry the path, never the query."""
+
+    def setup(self, cfg: Any) -> None:
+        """Set gunicorn's handlers up as usual, then make them write JSON."""
+        super().setup(cfg)
+        formatter = JsonFormatter(SERVICE)
+        for logger in (self.error_log, self.access_log):
+            for handler in logger.handlers:
+                handler.setFormatter(formatter)
+
+    def access(
+        self, resp: Any, req: Any, environ: Mapping[str, Any], request_time: datetime.timedelta
+    ) -> None:
+        """Log one request: method, path, status, bytes sent, duration and client."""
+        if not self.access_log_enabled:
+            return
+        method = str(environ.get("REQUEST_METHOD", "-"))
+        path = str(environ.get("PATH_INFO", "-"))
+        status = int(str(resp.status).split(None, 1)[0])
+        self.access_log.log(
+            logging.INFO,
+            "%s %s %d",
+            method,
+            path,
+            status,
+            extra={
+                "method": method,
+                "path": path,
+                "status": status,
+                "bytes": getattr(resp, "sent", None),
+                "duration_ms": round(request_time.total_seconds() * 1000, 1),
+                "remote_addr": environ.get("REMOTE_ADDR", "-"),
+                "user_agent": environ.get("HTTP_USER_AGENT", "-"),
+            },
+        )

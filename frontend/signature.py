@@ -1,0 +1,41 @@
+"""GitHub webhook signatures: HMAC-SHA256 of the raw body, compared in constant time.
+
+https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Sequence
+
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+
+# GitHub sends "sha256=" and 64 lowercase hex digits; anything else is not a signature.
+_SIGNATURE = re.compile(r"sha256=([0-9a-fA-F]{64})", re.ASCII)
+
+
+class SignatureError(Exception):
+    """The signature header is missing, malformed or matches none of the secrets."""
+
+
+def verify_signature(body: bytes, header: str | None, secrets: Sequence[str]) -> None:
+    """Accept `body` if `header` is its HMAC-SHA256 under any of `secrets`.
+
+    Raises:
+        SignatureError: the header is missing or malformed, or no secret matches.
+    """
+    if not header:
+        raise SignatureError(f"missing {SIGNATURE_HEADER} header")
+    match = _SIGNATURE.fullmatch(header)
+    if match is None:
+        raise SignatureError(f"malformed {SIGNATURE_HEADER} header: expected sha256=<64 hex>")
+    given = bytes.fromhex(match.group(1))
+    # Compare against every secret so the time taken does not depend on which one matched.
+    matches = [
+        hmac.compare_digest(given, hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest())
+        for secret in secrets
+    ]
+    if not any(matches):
+        raise SignatureError(f"{SIGNATURE_HEADER} does not match the body")

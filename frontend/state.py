@@ -1,0 +1,51 @@
+"""What the app holds in `app.extensions`: its settings and a queue built lazily per process."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import current_app
+
+from common.queue import MessageQueue
+from common.settings import FrontendSettings
+
+EXTENSION = "github_telemetry"
+
+
+class LazyQueue:
+    """Builds the queue client on first use in each process, so none exists before a fork.
+
+    gunicorn forks workers from its master; an HTTP session made before the fork would be
+    shared by every worker, so the client is made by whichever process first needs it.
+    """
+
+    def __init__(self, factory: Callable[[], MessageQueue]) -> None:
+        self._factory = factory
+        self._lock = threading.Lock()
+        self._queue: MessageQueue | None = None
+        self._pid = 0
+
+    def get(self) -> MessageQueue:
+        """The queue client of this process, built on the first call."""
+        with self._lock:
+            if self._queue is None or self._pid != os.getpid():
+                self._queue = self._factory()
+                self._pid = os.getpid()
+            return self._queue
+
+
+@dataclass(frozen=True)
+class FrontendState:
+    """The settings and queue of one app."""
+
+    settings: FrontendSettings
+    queue: LazyQueue
+
+
+def current_state() -> FrontendState:
+    """The state of the app handling the current request."""
+    state: FrontendState = current_app.extensions[EXTENSION]
+    return state

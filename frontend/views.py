@@ -1,0 +1,167 @@
+"""The frontend's routes and error handlers: verify, parse, filter, enqueue, answer."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from common.envelope import utc_now
+from common.queue import QueueUnavailable
+from frontend.delivery import (
+    DELIVERY_HEADER,
+    EVENT_HEADER,
+    InvalidDelivery,
+    Route,
+    UnsupportedMediaType,
+    parse_delivery,
+    require_media_type,
+)
+from frontend.packing import MessageTooLarge, pack
+from frontend.signature import SIGNATURE_HEADER, SignatureError, verify_signature
+from frontend.state import current_state
+
+log = logging.getLogger(__name__)
+
+blueprint = Blueprint("frontend", __name__)
+
+# GitHub does not retry by itself; the header tells an operator redelivering by hand.
+RETRY_AFTER_S = 30
+# Unverified header values are logged only this long.
+_LOGGED_HEADER_CHARS = 100
+
+# What each route answers: status code and outcome.
+ANSWERS: Mapping[Route, tuple[int, str]] = {
+    Route.QUEUE: (202, "queued"),
+    Route.PONG: (200, "pong"),
+    Route.IGNORE: (200, "ignored"),
+}
+
+
+@blueprint.get("/health")
+def health() -> Response:
+    """Liveness: the process answers; nothing else is touched."""
+    return jsonify(status="healthy")
+
+
+@blueprint.get("/ready")
+def ready() -> Response:
+    """Readiness: the queue answers."""
+    current_state().queue.get().ping()
+    return jsonify(status="ready")
+
+
+@blueprint.post("/webhook")
+def receive_webhook() -> Response:
+    """Receive one GitHub delivery; 202 only once the queue has accepted its message."""
+    _begin_delivery_log()
+    state = current_state()
+    content_type = require_media_type(request.content_type)
+    body = request.get_data(cache=False)
+    verify_signature(body, request.headers.get(SIGNATURE_HEADER), state.settings.webhook_secrets)
+    delivery = parse_delivery(dict(request.headers.items()), content_type, body, g.received_at)
+    g.delivery_log["action"] = delivery.action
+    if delivery.route is Route.QUEUE:
+        message = pack(delivery)
+        g.delivery_log.update(message_bytes=message.size_bytes, truncated=message.truncated)
+        state.queue.get().send(message.text)
+    status, outcome = ANSWERS[delivery.route]
+    body_fields = {"status": outcome, "event": delivery.event, "delivery_id": delivery.delivery_id}
+    return _answer(status, outcome, body_fields)
+
+
+@blueprint.app_errorhandler(SignatureError)
+def _bad_signature(error: SignatureError) -> Response:
+    return _answer(401, "bad_signature", {"error": str(error)})
+
+
+@blueprint.app_errorhandler(UnsupportedMediaType)
+def _unsupported_media_type(error: UnsupportedMediaType) -> Response:
+    return _answer(415, "unsupported_media_type", {"error": str(error)})
+
+
+@blueprint.app_errorhandler(InvalidDelivery)
+def _invalid_delivery(error: InvalidDelivery) -> Response:
+    return _answer(400, "invalid", {"error": str(error)})
+
+
+@blueprint.app_errorhandler(RequestEntityTooLarge)
+def _body_too_large(error: RequestEntityTooLarge) -> Response:
+    limit_mb = (request.max_content_length or 0) // (1024 * 1024)
+    return _answer(413, "too_large", {"error": f"request body exceeds {limit_mb} MB"})
+
+
+@blueprint.app_errorhandler(MessageTooLarge)
+def _message_too_large(error: MessageTooLarge) -> Response:
+    log.error("delivery does not fit in a queue message: %s", error)
+    return _answer(413, "too_large", {"error": f"delivery too large to queue: {error}"})
+
+
+@blueprint.app_errorhandler(QueueUnavailable)
+def _queue_unavailable(error: QueueUnavailable) -> Response:
+    log.warning("queue unavailable: %s", error)
+    response = _answer(503, "queue_unavailable", {"error": "queue unavailable, retry later"})
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
+
+
+@blueprint.app_errorhandler(HTTPException)
+def _http_error(error: HTTPException) -> Response:
+    # Flask's own errors (404, 405, a client that hung up mid-body) keep their status and
+    # headers (Allow) but answer JSON like every other error.
+    name = (error.name or "error").lower()
+    response = _answer(
+        error.code or 500, name.replace(" ", "_"), {"error": f"{name}: {error.description}"}
+    )
+    for header, value in error.get_headers():
+        if header.lower() != "content-type":
+            response.headers[header] = value
+    return response
+
+
+@blueprint.after_request
+def _log_delivery(response: Response) -> Response:
+    fields: dict[str, Any] | None = g.pop("delivery_log", None)
+    if fields is None:
+        return response
+    started: float = g.pop("started", time.monotonic())
+    fields.update(
+        outcome=g.pop("outcome", "error"),
+        status=response.status_code,
+        duration_ms=round((time.monotonic() - started) * 1000, 1),
+    )
+    level = logging.INFO if response.status_code < 400 else logging.WARNING
+    if response.status_code >= 500:
+        level = logging.ERROR
+    log.log(
+        level,
+        "delivery %s %s %s: %s %d",
+        fields["delivery_id"] or "-",
+        fields["event"] or "-",
+        fields["action"] or "-",
+        fields["outcome"],
+        fields["status"],
+        extra=fields,
+    )
+    return response
+
+
+def _begin_delivery_log() -> None:
+    g.started = time.monotonic()
+    g.received_at = utc_now()
+    g.delivery_log = {
+        "delivery_id": request.headers.get(DELIVERY_HEADER, "")[:_LOGGED_HEADER_CHARS],
+        "event": request.headers.get(EVENT_HEADER, "")[:_LOGGED_HEADER_CHARS],
+        "action": "",
+    }
+
+
+def _answer(status: int, outcome: str, document: Mapping[str, Any]) -> Response:
+    g.outcome = outcome
+    response = jsonify(document)
+    response.status_code = status
+    return response

@@ -1,0 +1,29 @@
+"""Fixtures of the frontend tests: an app over the in-memory queue and its test client."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from common.memory_queue import InMemoryQueue
+from frontend.app import create_app
+from tests.frontend.deliveries import frontend_settings
+
+
+@pytest.fixture
+def memory_queue() -> InMemoryQueue:
+    """The queue the app sends to."""
+    return InMemoryQueue()
+
+
+@pytest.fixture
+def app(memory_queue: InMemoryQueue) -> Flask:
+    """The frontend over the in-memory queue."""
+    return create_app(frontend_settings(), queue=memory_queue)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of the frontend."""
+    return app.test_client()

@@ -1,0 +1,54 @@
+"""Build signed webhook requests the way GitHub sends them, for the frontend tests."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from typing import Any
+
+from common.settings import FrontendSettings, StorageSettings
+from tests.payloads import DELIVERY_ID, ORG_ID, sign
+
+SECRET = "webhook-secret-for-tests"
+OLD_SECRET = "previous-secret-still-accepted"
+HOOK_ID = "470102145"
+
+
+def frontend_settings(storage: StorageSettings | None = None) -> FrontendSettings:
+    """Frontend settings with two secrets (a rotation) and the given storage."""
+    return FrontendSettings(
+        host="127.0.0.1",
+        port=8080,
+        webhook_secrets=(SECRET, OLD_SECRET),
+        storage=storage or StorageSettings("UseDevelopmentStorage=true", None, "unused"),
+    )
+
+
+def json_body(payload: Any) -> bytes:
+    """The body GitHub sends with content type application/json."""
+    return json.dumps(payload).encode("utf-8")
+
+
+def form_body(payload: Any) -> bytes:
+    """The body GitHub sends with content type application/x-www-form-urlencoded."""
+    return urllib.parse.urlencode({"payload": json.dumps(payload)}).encode("ascii")
+
+
+def github_headers(
+    body: bytes,
+    event: str,
+    secret: str = SECRET,
+    delivery_id: str = DELIVERY_ID,
+    content_type: str = "application/json",
+) -> dict[str, str]:
+    """The headers of a signed delivery from an organization webhook."""
+    return {
+        "Content-Type": content_type,
+        "User-Agent": "GitHub-Hookshot/044aadd",
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery_id,
+        "X-GitHub-Hook-ID": HOOK_ID,
+        "X-GitHub-Hook-Installation-Target-Type": "organization",
+        "X-GitHub-Hook-Installation-Target-ID": str(ORG_ID),
+        "X-Hub-Signature-256": sign(body, secret),
+    }
