@@ -1,0 +1,159 @@
+"""Application Insights sink: custom events built with opencensus-ext-azure, POSTed per batch.
+
+opencensus's own exporters queue items on a background thread, spill failures to local files
+and flush at exit; none of that tells the worker whether a batch was accepted. This sink uses
+only opencensus's connection-string parsing and data model, and posts each batch itself so
+the answer decides the messages' fate.
+https://learn.microsoft.com/en-us/azure/azure-monitor/app/data-model-complete#custom-event
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from opencensus.ext.azure.common import parse_connection_string
+from opencensus.ext.azure.common.protocol import Data, Envelope, Event
+from opencensus.ext.azure.common.utils import azure_monitor_context, validate_instrumentation_key
+
+from backend.sinks.base import ExportResult, format_time
+from backend.sinks.ingestion import classify
+from backend.telemetry.item import TelemetryItem
+
+log = logging.getLogger(__name__)
+
+BACKEND_ROLE_NAME = "github-telemetry-backend"
+DEFAULT_INGESTION_ENDPOINT = "https://dc.services.visualstudio.com"
+EVENT_ENVELOPE_NAME = "Microsoft.ApplicationInsights.Event"
+EVENT_BASE_TYPE = "EventData"
+TRACK_PATH = "/v2.1/track"
+
+
+@dataclass(frozen=True)
+class IngestionTarget:
+    """Where and as whom to send: the instrumentation key and the ingestion endpoint."""
+
+    instrumentation_key: str
+    endpoint: str
+
+    @property
+    def track_url(self) -> str:
+        """The batch ingestion URL."""
+        return self.endpoint.rstrip("/") + TRACK_PATH
+
+    def __repr__(self) -> str:
+        # The instrumentation key is a secret: keep it out of logs and tracebacks.
+        return f"IngestionTarget(endpoint={self.endpoint!r})"
+
+
+def parse_target(connection_string: str) -> IngestionTarget:
+    """Read the key and `IngestionEndpoint` from a connection string.
+
+    Raises:
+        ValueError: the connection string is malformed or its key is not a GUID (the message
+            never contains the string itself).
+    """
+    try:
+        parts = parse_connection_string(connection_string.strip().rstrip(";"))
+        key = str(parts.get("instrumentationkey") or "")
+        validate_instrumentation_key(key)
+    except ValueError:
+        raise ValueError(
+            "APPLICATIONINSIGHTS_CONNECTION_STRING is malformed: expected "
+            "'InstrumentationKey=<guid>;IngestionEndpoint=https://...'"
+        ) from None
+    endpoint = str(parts.get("ingestionendpoint") or DEFAULT_INGESTION_ENDPOINT)
+    return IngestionTarget(instrumentation_key=key, endpoint=endpoint)
+
+
+def base_tags(role_name: str) -> dict[str, str]:
+    """Context tags on every event: opencensus's SDK and device tags, our role name."""
+    tags = {key: str(value) for key, value in azure_monitor_context.items() if value is not None}
+    tags["ai.cloud.role"] = role_name
+    tags["ai.cloud.roleInstance"] = platform.node()
+    return tags
+
+
+def to_envelope(item: TelemetryItem, instrumentation_key: str, tags: dict[str, str]) -> Any:
+    """One custom event (`customEvents` table) in the ingestion schema."""
+    event_tags = dict(tags)
+    if item.operation_id:
+        event_tags["ai.operation.id"] = item.operation_id
+    if item.parent_id:
+        event_tags["ai.operation.parentId"] = item.parent_id
+    event = Event(
+        name=item.name,
+        properties=dict(item.properties),
+        measurements=dict(item.measurements),
+    )
+    return Envelope(
+        ver=1,
+        iKey=instrumentation_key,
+        name=EVENT_ENVELOPE_NAME,
+        time=format_time(item.timestamp),
+        tags=event_tags,
+        data=Data(baseData=event, baseType=EVENT_BASE_TYPE),
+    )
+
+
+class AppInsightsSink:
+    """Posts each batch to `<IngestionEndpoint>/v2.1/track` and reports the per-item answer."""
+
+    def __init__(
+        self,
+        connection_string: str,
+        timeout_s: float = 10.0,
+        role_name: str = BACKEND_ROLE_NAME,
+        session: requests.Session | None = None,
+    ) -> None:
+        self._target = parse_target(connection_string)
+        self._timeout_s = timeout_s
+        self._tags = base_tags(role_name)
+        self._session = session or requests.Session()
+        # Proxies from the environment are honoured (trust_env); redirects (307/308) are
+        # followed with the body, as regional ingestion endpoints may redirect.
+
+    @property
+    def endpoint(self) -> str:
+        """The ingestion endpoint (not secret)."""
+        return self._target.endpoint
+
+    def export(self, items: Sequence[TelemetryItem]) -> ExportResult:
+        """POST the batch; connection errors and timeouts make every item retryable."""
+        if not items:
+            return ExportResult()
+        key = self._target.instrumentation_key
+        body = json.dumps(
+            [to_envelope(item, key, self._tags) for item in items],
+            separators=(",", ":"),
+            ensure_ascii=False,
+        ).encode("utf-8")
+        try:
+            response = self._session.post(
+                self._target.track_url,
+                data=body,
+                headers={
+                    "Accept": "application/json",
+                    "Content-Type": "application/json; charset=utf-8",
+                },
+                timeout=self._timeout_s,
+            )
+        except requests.RequestException as error:
+            detail = f"ingestion unreachable: {type(error).__name__}"
+            return ExportResult.all_retryable(len(items), detail)
+        with response:
+            return classify(
+                len(items),
+                response.status_code,
+                response.content,
+                response.headers.get("Retry-After"),
+            )
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        self._session.close()

@@ -1,0 +1,274 @@
+"""The worker loop: receive a batch, process it, settle each message, heartbeat; repeat."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from backend.backoff import Backoff
+from backend.outcome import Outcome, TransientError, Verdict
+from backend.processor import Job, Processor
+from backend.shutdown import StopNow, Stopper
+from common.queue import MessageGone, MessageQueue, QueueError, QueueMessage, QueueUnavailable
+from common.settings import BackendSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """How one worker receives and holds messages."""
+
+    max_messages_per_batch: int = 32
+    visibility_timeout_s: int = 300
+    poll_interval_s: float = 5.0
+    queue_backoff_initial_s: float = 0.5
+    queue_backoff_cap_s: float = 30.0
+    sink_backoff_initial_s: float = 0.5
+    sink_backoff_cap_s: float = 30.0
+    heartbeat_interval_s: float = 60.0
+
+    @classmethod
+    def from_settings(cls, settings: BackendSettings) -> WorkerConfig:
+        """The worker's part of the backend settings."""
+        return cls(
+            max_messages_per_batch=settings.max_messages_per_batch,
+            visibility_timeout_s=settings.visibility_timeout_s,
+            poll_interval_s=settings.poll_interval_s,
+        )
+
+    @property
+    def extend_after_s(self) -> float:
+        """Extend a held message's visibility once half of it has passed."""
+        return self.visibility_timeout_s / 2.0
+
+
+class Worker:
+    """Drains the queue in batches and settles every message with exactly one outcome.
+
+    `clock` and `sleep` are injectable so tests drive time; `sleep(seconds)` returns True when a
+    stop was requested meanwhile (the real one is `Stopper.wait`).
+    """
+
+    def __init__(
+        self,
+        queue: MessageQueue,
+        processor: Processor,
+        config: WorkerConfig,
+        stopper: Stopper | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], bool] | None = None,
+        parent_pid: int | None = None,
+    ) -> None:
+        self.queue = queue
+        self.processor = processor
+        self.config = config
+        self.stopper = stopper or Stopper()
+        self.counts: Counter[Outcome] = Counter()
+        self._clock = clock
+        self._sleep = sleep or self.stopper.wait
+        self._parent_pid = parent_pid
+        self._queue_backoff = Backoff(config.queue_backoff_initial_s, config.queue_backoff_cap_s)
+        self._last_heartbeat = clock()
+        self._extended_at = clock()
+
+    def work(self, burst: bool = False) -> None:
+        """Run until a stop is requested; in `burst` mode, return once the queue is empty."""
+        log.info("worker %d started on queue %s", os.getpid(), self.queue.name)
+        while not self.should_stop():
+            batch = self.receive_batch()
+            if batch is None:
+                continue
+            if not batch:
+                if burst:
+                    break
+                self.idle()
+                continue
+            self.process_batch(batch)
+            self.heartbeat()
+        log.info("worker %d stopped: %s", os.getpid(), dict(self._summary()))
+
+    def should_stop(self) -> bool:
+        """A stop was requested, or the supervisor is gone (the worker is an orphan)."""
+        if self.stopper.requested:
+            return True
+        if self._parent_pid is not None and os.getppid() != self._parent_pid:
+            log.warning("worker %d: supervisor %d is gone, stopping", os.getpid(), self._parent_pid)
+            self.stopper.request()
+            return True
+        return False
+
+    def receive_batch(self) -> list[QueueMessage] | None:
+        """One receive request; None (after backing off) when the queue is unreachable."""
+        try:
+            batch = self.queue.receive(
+                self.config.max_messages_per_batch, self.config.visibility_timeout_s
+            )
+        except QueueUnavailable as error:
+            if not self._queue_backoff.is_failing:
+                log.warning(
+                    "queue %s unreachable, backing off up to %.0f s: %s",
+                    self.queue.name,
+                    self._queue_backoff.cap_s,
+                    error,
+                )
+            self._sleep(self._queue_backoff.next_delay_s())
+            return None
+        if self._queue_backoff.is_failing:
+            log.info(
+                "queue %s reachable again after %d failed receives",
+                self.queue.name,
+                self._queue_backoff.failures,
+            )
+            self._queue_backoff.reset()
+        return batch
+
+    def idle(self) -> None:
+        """Sleep the poll interval; only ever called after an empty receive."""
+        self._sleep(self.config.poll_interval_s)
+
+    def process_batch(self, messages: Sequence[QueueMessage]) -> None:
+        """Decide every message of the batch and settle each one, whatever happens."""
+        self._extended_at = self._clock()
+        jobs = [Job(message) for message in messages]
+        forced = False
+        try:
+            for job in jobs:
+                self.processor.triage(job)
+            self.export_until_decided(jobs)
+        except StopNow:
+            forced = True
+            raise
+        finally:
+            release = self.stopper.requested and not forced
+            for job in jobs:
+                self.settle(job, touch_queue=not forced, release=release)
+
+    def export_until_decided(self, jobs: list[Job]) -> None:
+        """Advance the jobs until each has a verdict, holding the batch through an outage.
+
+        While the sink or ledger fails no new batch is received (each receive would count
+        against MAX_DEQUEUE_COUNT); held messages have their visibility extended instead.
+        """
+        backoff = Backoff(self.config.sink_backoff_initial_s, self.config.sink_backoff_cap_s)
+        while True:
+            self.keep_alive(jobs)
+            try:
+                self.processor.advance(jobs)
+            except TransientError as error:
+                hint = error.retry_after_s
+                detail = str(error)
+            else:
+                if backoff.is_failing:
+                    log.info(
+                        "sink answers again after %d failed exports; batch decided",
+                        backoff.failures,
+                    )
+                return
+            held = [job for job in jobs if job.verdict is None]
+            if not backoff.is_failing:
+                log.warning(
+                    "export failed (%s): holding %d messages (%s), no new batches until it answers",
+                    detail,
+                    len(held),
+                    ", ".join(job.message.id for job in held),
+                )
+            for job in jobs:
+                if job.verdict is not None:
+                    self.settle(job)
+            if self.sleep_keeping_alive(backoff.next_delay_s(hint or 0.0), held):
+                log.info("stop requested while holding %d messages: releasing them", len(held))
+                return
+
+    def sleep_keeping_alive(self, seconds: float, jobs: list[Job]) -> bool:
+        """Sleep `seconds`, waking to extend the jobs' visibility in time; True if stopping."""
+        deadline = self._clock() + seconds
+        while True:
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                return self.stopper.requested
+            next_extension = self._extended_at + self.config.extend_after_s - self._clock()
+            if self._sleep(max(min(remaining, next_extension), 0.0)):
+                return True
+            self.keep_alive(jobs)
+
+    def keep_alive(self, jobs: Sequence[Job]) -> None:
+        """Extend the visibility of unsettled jobs once half the timeout has passed."""
+        if self._clock() - self._extended_at < self.config.extend_after_s:
+            return
+        self._extended_at = self._clock()
+        for job in jobs:
+            if job.settled:
+                continue
+            try:
+                job.message = self.queue.extend(job.message, self.config.visibility_timeout_s)
+            except MessageGone:
+                log.warning("message %s: lease lost before it could be extended", job.message.id)
+            except QueueError as error:
+                log.warning("message %s: could not extend visibility: %s", job.message.id, error)
+
+    def settle(self, job: Job, touch_queue: bool = True, release: bool = False) -> None:
+        """Apply the job's verdict to its message once: delete, dead-letter, or leave/release."""
+        if job.settled:
+            return
+        job.settled = True
+        # Only a message held through an outage is released; a mapping failure waits out its
+        # visibility timeout so a bug does not spin.
+        release = release and job.verdict is None
+        verdict = job.verdict or Verdict(Outcome.RETRY, "not decided before stopping")
+        message = job.message
+        self.counts[verdict.outcome] += 1
+        fields = {
+            "message_id": message.id,
+            "delivery_id": job.delivery_id,
+            "outcome": verdict.outcome.value,
+            "dequeue_count": message.dequeue_count,
+        }
+        try:
+            if not touch_queue:
+                pass
+            elif verdict.outcome is Outcome.DONE:
+                self.queue.delete(message)
+            elif verdict.outcome is Outcome.POISON:
+                self.queue.dead_letter(message, verdict.reason)
+            elif release:
+                self.queue.release(message)
+        except MessageGone:
+            log.warning(
+                "message %s: %s, but its lease had expired (another worker may process it again)",
+                message.id,
+                verdict.outcome.value,
+                extra=fields,
+            )
+            return
+        except QueueError as error:
+            log.error(
+                "message %s: could not settle as %s (%s); it reappears when its visibility ends",
+                message.id,
+                verdict.outcome.value,
+                error,
+                extra=fields,
+            )
+            return
+        log.info(
+            "message %s (delivery %s): %s: %s",
+            message.id,
+            job.delivery_id or "-",
+            verdict.outcome.value,
+            verdict.reason,
+            extra=fields,
+        )
+
+    def heartbeat(self) -> None:
+        """Log the outcome counts at most once per heartbeat interval."""
+        now = self._clock()
+        if now - self._last_heartbeat >= self.config.heartbeat_interval_s:
+            self._last_heartbeat = now
+            log.info("worker %d alive: %s", os.getpid(), dict(self._summary()))
+
+    def _summary(self) -> dict[str, int]:
+        return {outcome.value: self.counts[outcome] for outcome in Outcome}

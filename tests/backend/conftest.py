@@ -1,0 +1,71 @@
+"""Fixtures for backend tests: a worker over the in-memory queue and the recording sink."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import pytest
+
+from backend.processor import Processor
+from backend.shutdown import Stopper
+from backend.sinks.memory import RecordingSink
+from backend.worker import Worker, WorkerConfig
+from tests.backend.fakes import CountingQueue, FakeTime
+from tests.ingestion_server import ingestion_server  # noqa: F401 (a fixture)
+
+VISIBILITY_S = 10
+MAX_DEQUEUE_COUNT = 5
+
+CONFIG = WorkerConfig(
+    max_messages_per_batch=32,
+    visibility_timeout_s=VISIBILITY_S,
+    poll_interval_s=5.0,
+    queue_backoff_initial_s=0.5,
+    queue_backoff_cap_s=8.0,
+    sink_backoff_initial_s=0.5,
+    sink_backoff_cap_s=8.0,
+)
+
+
+@pytest.fixture
+def stopper() -> Stopper:
+    return Stopper()
+
+
+@pytest.fixture
+def fake_time(stopper: Stopper) -> FakeTime:
+    return FakeTime(stopper)
+
+
+@pytest.fixture
+def queue(fake_time: FakeTime) -> CountingQueue:
+    return CountingQueue(clock=fake_time.clock)
+
+
+@pytest.fixture
+def sink() -> RecordingSink:
+    return RecordingSink()
+
+
+WorkerFactory = Callable[..., Worker]
+
+
+@pytest.fixture
+def make_worker(
+    queue: CountingQueue, sink: RecordingSink, stopper: Stopper, fake_time: FakeTime
+) -> WorkerFactory:
+    """Build a worker over the fixtures; keyword arguments override the config or processor."""
+
+    def build(processor: Processor | None = None, **config: object) -> Worker:
+        settings = replace(CONFIG, **config)  # type: ignore[arg-type]
+        return Worker(
+            queue,
+            processor or Processor(sink, max_dequeue_count=MAX_DEQUEUE_COUNT),
+            settings,
+            stopper=stopper,
+            clock=fake_time.clock,
+            sleep=fake_time.sleep,
+        )
+
+    return build
