@@ -29,7 +29,7 @@ class Envelope:
     """One GitHub delivery as it travels through the queue.
 
     `payload` keeps GitHub's own key names and nesting; the frontend only drops keys the
-    telemetry never reads (see `frontend.reduction`).
+    telemetry never reads (see `common.reduction`).
     """
 
     delivery_id: str
