@@ -1,0 +1,284 @@
+"""The idempotency ledger: its interface, claim statuses, errors, key rules and settings."""
+
+from __future__ import annotations
+
+import enum
+import os
+import re
+import socket
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from common.settings import SettingsError
+
+COMPLETED_ACTION = "completed"
+DEFAULT_TABLE_NAME = "githubtelemetryledger"
+DEFAULT_VISIBILITY_TIMEOUT_S = 300
+# GitHub lets a delivery be redelivered for 3 days; keep a margin over that window.
+# https://docs.github.com/en/webhooks/testing-and-troubleshooting-webhooks/redelivering-webhooks
+MIN_RETENTION_H = 72
+DEFAULT_RETENTION_H = 7 * 24
+DEFAULT_PURGE_INTERVAL_S = 3600
+MAX_KEY_CHARS = 512
+# Characters Azure Tables refuses in a RowKey, plus control characters.
+# https://learn.microsoft.com/en-us/rest/api/storageservices/understanding-the-table-service-data-model
+_FORBIDDEN_KEY_CHARS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
+_TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
+_PREFIX = "BACKEND_"
+
+
+class ClaimStatus(enum.Enum):
+    """What a worker may do with one event key after `claim`."""
+
+    CLAIMED = "claimed"  # this owner holds it now: export it, then complete or abandon it
+    DONE = "done"  # already exported by someone: skip it and delete the message
+    BUSY = "busy"  # another owner holds a live claim: leave the message, it comes back later
+    SUPERSEDED = "superseded"  # a lifecycle event of an entity already completed: skip, delete
+
+
+class LedgerError(Exception):
+    """Base class of ledger failures."""
+
+
+class LedgerUnavailable(LedgerError):
+    """The ledger could not be reached or answered with a transient error; try again later."""
+
+
+class EntryState(enum.Enum):
+    """The stored state of one key."""
+
+    CLAIMED = "claimed"
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One key's row: its state, who holds or completed it, until when, and when it changed."""
+
+    state: EntryState
+    owner: str
+    lease_until: datetime
+    updated_at: datetime
+
+
+class Ledger(Protocol):
+    """Records which event keys were claimed and exported, shared by every worker process."""
+
+    def claim(self, keys: Iterable[str], owner: str, now: datetime) -> dict[str, ClaimStatus]:
+        """Claim keys for `owner` until `now` + the lease; one status per distinct key.
+
+        Raises:
+            LedgerUnavailable: the ledger is down; nothing is known about the keys.
+        """
+
+    def complete(self, keys: Iterable[str], owner: str, now: datetime) -> frozenset[str]:
+        """Record keys as exported; returns the keys refused because another owner holds them.
+
+        Raises:
+            LedgerUnavailable: the ledger is down; the keys may still be claimed by `owner`.
+        """
+
+    def abandon(self, keys: Iterable[str], owner: str) -> None:
+        """Release keys still claimed by `owner` so any worker may claim them at once.
+
+        Raises:
+            LedgerUnavailable: the ledger is down; the claims lapse when their lease ends.
+        """
+
+    def purge(self, older_than: datetime) -> int:
+        """Delete entries last changed before `older_than`; returns how many were deleted."""
+
+    def claim_purge_turn(self, now: datetime, interval_s: float) -> bool:
+        """True for exactly one caller per `interval_s` across all workers: it should purge."""
+
+
+@dataclass(frozen=True)
+class LedgerSettings:
+    """Where the ledger lives and how long claims and entries last."""
+
+    enabled: bool = True
+    table_name: str = DEFAULT_TABLE_NAME
+    lease_s: int = 2 * DEFAULT_VISIBILITY_TIMEOUT_S
+    retention_h: float = DEFAULT_RETENTION_H
+    purge_interval_s: int = DEFAULT_PURGE_INTERVAL_S
+
+    @property
+    def lease(self) -> timedelta:
+        """How long a claim protects a key from other owners."""
+        return timedelta(seconds=self.lease_s)
+
+    @property
+    def retention(self) -> timedelta:
+        """How long an entry is kept after its last change."""
+        return timedelta(hours=self.retention_h)
+
+
+def entity_of(key: str) -> str:
+    """The entity a key belongs to: everything before its last ':' ("workflow_job:123")."""
+    return key.rpartition(":")[0]
+
+
+def completion_key(key: str) -> str:
+    """The key of the `completed` event of the key's entity."""
+    return f"{entity_of(key)}:{COMPLETED_ACTION}"
+
+
+def is_lifecycle(key: str) -> bool:
+    """True for any action before completion (queued, waiting, in_progress, requested)."""
+    return key.rpartition(":")[2] != COMPLETED_ACTION
+
+
+def check_key(key: str) -> str:
+    """Return `key` if it is "<event>:<id>[:<attempt>]:<action>"-shaped and storable.
+
+    Raises:
+        ValueError: the key has no entity or action, is too long, or has a forbidden character.
+    """
+    entity, _, action = key.rpartition(":")
+    if not entity or not action:
+        raise ValueError(f"event key {key!r} is not '<entity>:<action>'")
+    if len(key) > MAX_KEY_CHARS or _FORBIDDEN_KEY_CHARS.search(key):
+        raise ValueError(f"event key {key!r} is too long or has a character tables refuse")
+    return key
+
+
+def distinct_keys(keys: Iterable[str]) -> list[str]:
+    """Checked keys without repeats, in first-seen order."""
+    return list(dict.fromkeys(check_key(key) for key in keys))
+
+
+def completions_first(keys: Iterable[str]) -> list[str]:
+    """Keys with `completed` ones first, so a lifecycle key sees its entity's completion claim."""
+    ordered = distinct_keys(keys)
+    return [key for key in ordered if not is_lifecycle(key)] + [
+        key for key in ordered if is_lifecycle(key)
+    ]
+
+
+def claim_outcome(
+    entry: Entry | None, completion: Entry | None, owner: str, now: datetime
+) -> ClaimStatus:
+    """Decide a claim of one key from its entry and, for a lifecycle key, its entity's completion.
+
+    A claim is reentrant: the same owner gets CLAIMED again (and a fresh lease), which also
+    makes an SDK retry of a claim that had in fact succeeded harmless.
+    """
+    if entry is not None and entry.state is EntryState.DONE:
+        return ClaimStatus.DONE
+    if completion is not None:
+        return ClaimStatus.SUPERSEDED
+    if entry is None or entry.owner == owner or entry.lease_until <= now:
+        return ClaimStatus.CLAIMED
+    return ClaimStatus.BUSY
+
+
+def is_refused(entry: Entry | None, owner: str, now: datetime) -> bool:
+    """True when `owner` may not record the key as done: someone else did or holds it live."""
+    if entry is None or entry.owner == owner:
+        return False
+    return entry.state is EntryState.DONE or entry.lease_until > now
+
+
+def needs_done_write(entry: Entry | None) -> bool:
+    """True unless the entry already says done (completing twice writes nothing)."""
+    return entry is None or entry.state is EntryState.CLAIMED
+
+
+def claimed_entry(owner: str, now: datetime, lease: timedelta) -> Entry:
+    """The entry a successful claim writes."""
+    return Entry(EntryState.CLAIMED, owner, now + lease, now)
+
+
+def done_entry(owner: str, now: datetime) -> Entry:
+    """The entry a successful completion writes."""
+    return Entry(EntryState.DONE, owner, now, now)
+
+
+def check_now(now: datetime) -> datetime:
+    """Return `now` if it is timezone-aware (naive times would compare wrongly with stored ones)."""
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("ledger times must be timezone-aware (use datetime.now(UTC))")
+    return now
+
+
+def owner_id() -> str:
+    """A claim owner unique to this process: host, pid and a random suffix (pids are reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def purge_if_due(ledger: Ledger, settings: LedgerSettings, now: datetime) -> int | None:
+    """Purge expired entries if this caller won this interval's turn; None when it did not."""
+    if not ledger.claim_purge_turn(now, settings.purge_interval_s):
+        return None
+    return ledger.purge(now - settings.retention)
+
+
+def _lookup(env: Mapping[str, str], name: str) -> str | None:
+    for key in (f"{_PREFIX}{name}", name):
+        value = env.get(key, "").strip()
+        if value:
+            return value
+    return None
+
+
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = _lookup(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{_PREFIX}{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{_PREFIX}{name} must be at least {minimum:g}, got {raw!r}")
+    return value
+
+
+def _integer(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    value = _number(env, name, default, minimum)
+    if value != int(value):
+        raise SettingsError(f"{_PREFIX}{name} must be a whole number, got {value:g}")
+    return int(value)
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = _lookup(env, name)
+    if raw is None:
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{_PREFIX}{name} must be true or false, got {raw!r}")
+
+
+def load_ledger_settings(env: Mapping[str, str]) -> LedgerSettings:
+    """Ledger settings; each `BACKEND_`-prefixed name wins over the unprefixed one."""
+    table_name = _lookup(env, "LEDGER_TABLE_NAME") or DEFAULT_TABLE_NAME
+    if not _TABLE_NAME.match(table_name) or table_name.lower() == "tables":
+        raise SettingsError(
+            f"{_PREFIX}LEDGER_TABLE_NAME must be 3-63 letters or digits starting with a letter, "
+            f"got {table_name!r}"
+        )
+    visibility_s = _integer(env, "VISIBILITY_TIMEOUT_SECONDS", DEFAULT_VISIBILITY_TIMEOUT_S, 1)
+    lease_s = _integer(env, "LEDGER_LEASE_SECONDS", 2 * visibility_s, 1)
+    if lease_s < visibility_s:
+        # A claim must outlive the message's invisibility, or a redelivered copy of an event
+        # could be claimed while the first worker is still exporting it.
+        raise SettingsError(
+            f"{_PREFIX}LEDGER_LEASE_SECONDS ({lease_s}) must be at least "
+            f"{_PREFIX}VISIBILITY_TIMEOUT_SECONDS ({visibility_s})"
+        )
+    retention_h = _number(env, "LEDGER_RETENTION_HOURS", DEFAULT_RETENTION_H, MIN_RETENTION_H)
+    return LedgerSettings(
+        enabled=_flag(env, "LEDGER_ENABLED", True),
+        table_name=table_name,
+        lease_s=lease_s,
+        retention_h=retention_h,
+        purge_interval_s=_integer(
+            env, "LEDGER_PURGE_INTERVAL_SECONDS", DEFAULT_PURGE_INTERVAL_S, 60
+        ),
+    )

@@ -1,0 +1,39 @@
+"""Ledger fixtures: one contract over the in-memory fake and Azure Tables on Azurite."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from backend.idempotency import InMemoryLedger, Ledger, LedgerSettings, TableLedger
+from common.azurite import Azurite
+from common.settings import StorageSettings
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+LEASE_S = 600
+
+
+def unique_table_name() -> str:
+    """A valid table name (a letter then letters and digits, 3-63 chars) unique to one test."""
+    return f"ledger{uuid.uuid4().hex[:24]}"
+
+
+def table_ledger(azurite: Azurite, table_name: str | None = None) -> TableLedger:
+    """A Table ledger on `azurite` with a table of its own (created on first use)."""
+    storage = StorageSettings(azurite.connection_string, None, "unused")
+    settings = LedgerSettings(table_name=table_name or unique_table_name(), lease_s=LEASE_S)
+    return TableLedger(storage, settings)
+
+
+@pytest.fixture(params=["memory", pytest.param("azurite", marks=pytest.mark.azurite)])
+def ledger(request: pytest.FixtureRequest) -> Iterator[Ledger]:
+    """The same contract, run against the fake and against Azurite."""
+    if request.param == "memory":
+        yield InMemoryLedger(lease_s=LEASE_S)
+        return
+    table = table_ledger(request.getfixturevalue("azurite"))
+    yield table
+    table.close()
