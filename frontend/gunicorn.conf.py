@@ -26,6 +26,9 @@ worker_class = "gthread"
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
+# gunicorn's control socket lives in $HOME by default: two frontends on one host would share
+# it, and nothing here uses it.
+control_socket_disable = True
 
 accesslog = "-"
 errorlog = "-"

@@ -61,7 +61,7 @@ def receive_webhook() -> Response:
     _begin_delivery_log()
     state = current_state()
     content_type = require_media_type(request.content_type)
-    body = request.get_data(cache=False)
+    body = _read_body()
     verify_signature(body, request.headers.get(SIGNATURE_HEADER), state.settings.webhook_secrets)
     delivery = parse_delivery(dict(request.headers.items()), content_type, body, g.received_at)
     g.delivery_log["action"] = delivery.action
@@ -158,6 +158,18 @@ def _begin_delivery_log() -> None:
         "event": request.headers.get(EVENT_HEADER, "")[:_LOGGED_HEADER_CHARS],
         "action": "",
     }
+
+
+def _read_body() -> bytes:
+    """The raw body; 413 past MAX_CONTENT_LENGTH, with or without a Content-Length header."""
+    body = request.get_data(cache=False)
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(body) >= limit:
+        # Werkzeug stops a streamed (chunked) body at the limit without an error; one more
+        # byte from the server's stream tells whether the body went on past it.
+        if request.environ["wsgi.input"].read(1):
+            raise RequestEntityTooLarge()
+    return body
 
 
 def _answer(status: int, outcome: str, document: Mapping[str, Any]) -> Response:
