@@ -1,0 +1,265 @@
+"""What only the Azure Tables ledger can show: round trips, real races, outages, creation."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from azure.data.tables import TableEntity
+
+from backend.idempotency import (
+    ClaimStatus,
+    LedgerSettings,
+    LedgerTimeouts,
+    LedgerUnavailable,
+    NullLedger,
+    TableLedger,
+    claim_round_trips_bound,
+    create_ledger,
+    create_table_ledger,
+)
+from backend.idempotency.layout import partition_of
+from common.azurite import ACCOUNT_KEY, Azurite
+from common.settings import StorageSettings
+from tests.idempotency.conftest import LEASE_S, T0, table_ledger, unique_table_name
+
+pytestmark = pytest.mark.azurite
+
+CLAIMED, DONE, BUSY, SUPERSEDED = (
+    ClaimStatus.CLAIMED,
+    ClaimStatus.DONE,
+    ClaimStatus.BUSY,
+    ClaimStatus.SUPERSEDED,
+)
+FAST = LedgerTimeouts(connection_timeout_s=1, read_timeout_s=1, retries=1, retry_backoff_s=0.1)
+
+
+@pytest.fixture
+def table(azurite: Azurite) -> Iterator[TableLedger]:
+    ledger = table_ledger(azurite)
+    ledger.ensure_table()
+    yield ledger
+    ledger.close()
+
+
+def keys_in_partition(partition: str, count: int) -> list[str]:
+    """`count` job keys of distinct entities that all hash to `partition`."""
+    candidates = (f"workflow_job:{n}:completed" for n in itertools.count(1))
+    return list(itertools.islice((k for k in candidates if partition_of(k) == partition), count))
+
+
+def trips(ledger: TableLedger) -> int:
+    """Round trips since the last call (reads the ledger's response counter and resets it)."""
+    count, ledger.round_trips = ledger.round_trips, 0
+    return count
+
+
+def test_a_batch_of_32_costs_two_round_trips_per_partition_not_per_key(
+    table: TableLedger,
+) -> None:
+    keys = [f"workflow_job:{7000 + n}:completed" for n in range(32)]
+    partitions = len({partition_of(key) for key in keys})
+    trips(table)
+
+    table.claim(keys, "a", T0)
+    claim_trips = trips(table)
+    table.complete(keys, "a", T0)
+    complete_trips = trips(table)
+
+    assert claim_trips == claim_round_trips_bound(keys) == 2 * partitions
+    assert complete_trips == partitions  # blind If-Match writes with the ETags of the claim
+    assert partitions <= 16
+
+
+def test_32_keys_of_one_partition_cost_a_constant_not_32(table: TableLedger) -> None:
+    keys = keys_in_partition("00", 32)
+    lifecycle = [key.replace(":completed", ":in_progress") for key in keys]
+    trips(table)
+
+    table.claim(keys, "a", T0)
+    claim_trips = trips(table)
+    table.complete(keys, "a", T0)
+    complete_trips = trips(table)
+    superseded = table.claim(lifecycle, "b", T0)
+    lifecycle_trips = trips(table)
+
+    # A $filter takes 14 row keys: 32 keys are 3 reads, and one transaction writes them all.
+    assert (claim_trips, complete_trips) == (3 + 1, 1)
+    # 32 lifecycle keys and their 32 completions are 64 rows to read, 5 queries; nothing to write.
+    assert lifecycle_trips == 5
+    assert set(superseded.values()) == {SUPERSEDED}
+
+
+def test_abandon_of_own_claims_is_one_round_trip_per_partition(table: TableLedger) -> None:
+    keys = keys_in_partition("03", 10)
+    table.claim(keys, "a", T0)
+    trips(table)
+
+    table.abandon(keys, "a")
+
+    assert trips(table) == 1
+    assert set(table.claim(keys, "b", T0).values()) == {CLAIMED}
+
+
+class RacedLedger(TableLedger):
+    """A Table ledger that lets a rival claim between its first read and its write."""
+
+    def __init__(
+        self,
+        rival: TableLedger,
+        rival_keys: list[str],
+        storage: StorageSettings,
+        settings: LedgerSettings,
+    ) -> None:
+        super().__init__(storage, settings)
+        self._rival, self._rival_keys = rival, rival_keys
+
+    def _read(self, partition: str, keys: list[str]) -> dict[str, TableEntity]:
+        rows = super()._read(partition, keys)
+        if self._rival_keys:
+            rival_keys, self._rival_keys = self._rival_keys, []
+            self._rival.claim(rival_keys, "rival", T0)
+        return rows
+
+
+def test_a_lost_race_falls_back_to_one_key_at_a_time(azurite: Azurite, table: TableLedger) -> None:
+    # Given a batch of one partition, and a rival that claims one of its keys mid-claim
+    keys = keys_in_partition("05", 4)
+    lifecycle = keys[1].replace(":completed", ":queued")
+    storage = StorageSettings(azurite.connection_string, None, "unused")
+    settings = LedgerSettings(table_name=table.table_name, lease_s=LEASE_S)
+    raced = RacedLedger(table, [keys[1]], storage, settings)
+
+    # When the batch transaction fails on the key the rival inserted
+    statuses = raced.claim([*keys, lifecycle], "a", T0)
+
+    # Then every other key is still claimed, the rival's is busy, and nothing is claimed twice
+    assert statuses == {
+        keys[0]: CLAIMED,
+        keys[1]: BUSY,
+        keys[2]: CLAIMED,
+        keys[3]: CLAIMED,
+        lifecycle: SUPERSEDED,
+    }
+    assert raced.complete(keys, "a", T0) == frozenset({keys[1]})
+    raced.close()
+
+
+def test_threads_claiming_the_same_keys_get_exactly_one_claim_per_key(azurite: Azurite) -> None:
+    # Given 8 workers with clients of their own on one table, and keys over a few partitions
+    table_name = unique_table_name()
+    workers = [table_ledger(azurite, table_name) for _ in range(8)]
+    workers[0].ensure_table()
+    keys = keys_in_partition("01", 6) + keys_in_partition("02", 6) + keys_in_partition("0a", 1)
+    lifecycle = keys[0].replace(":completed", ":in_progress")
+    batch = [*keys, lifecycle]
+    results: dict[int, dict[str, ClaimStatus]] = {}
+    start = threading.Barrier(len(workers))
+
+    def work(index: int) -> None:
+        start.wait()
+        results[index] = workers[index].claim(batch, f"worker-{index}", T0)
+
+    # When they all claim the batch at once
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(workers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    # Then each key is claimed by exactly one worker and busy for all the others
+    assert len(results) == len(workers)
+    for key in keys:
+        statuses = Counter(result[key] for result in results.values())
+        assert statuses == Counter({CLAIMED: 1, BUSY: len(workers) - 1}), key
+    assert {result[lifecycle] for result in results.values()} == {SUPERSEDED}
+    for worker in workers:
+        worker.close()
+
+
+def test_a_stopped_azurite_is_unavailable_within_seconds(private_azurite: Azurite) -> None:
+    storage = StorageSettings(private_azurite.connection_string, None, "unused")
+    ledger = TableLedger(storage, LedgerSettings(table_name=unique_table_name()), FAST)
+    key = "workflow_job:1:completed"
+    assert ledger.claim([key], "a", T0) == {key: CLAIMED}
+    private_azurite.stop()
+
+    for call in (
+        lambda: ledger.claim([key], "b", T0),
+        lambda: ledger.complete([key], "a", T0),
+        lambda: ledger.abandon([key], "a"),
+        lambda: ledger.purge(T0),
+        lambda: ledger.claim_purge_turn(T0, 60),
+    ):
+        started = time.monotonic()
+        with pytest.raises(LedgerUnavailable):
+            call()
+        assert time.monotonic() - started < 5
+    ledger.close()
+
+    # A fresh instance (in-memory Azurite keeps nothing) serves again, creating the table.
+    with Azurite() as fresh:
+        storage = StorageSettings(fresh.connection_string, None, "unused")
+        again = TableLedger(storage, LedgerSettings(table_name=unique_table_name()), FAST)
+        assert again.claim([key], "b", T0) == {key: CLAIMED}
+        again.close()
+
+
+def test_a_wrong_account_key_is_unavailable_not_an_sdk_error(azurite: Azurite) -> None:
+    wrong_key = "A" * len(ACCOUNT_KEY.rstrip("=")) + "=="
+    storage = StorageSettings(
+        azurite.connection_string.replace(ACCOUNT_KEY, wrong_key), None, "unused"
+    )
+    ledger = TableLedger(storage, LedgerSettings(table_name=unique_table_name()), FAST)
+
+    with pytest.raises(LedgerUnavailable, match="403"):
+        ledger.claim(["workflow_job:1:completed"], "a", T0)
+    ledger.close()
+
+
+def test_create_table_ledger_creates_the_table_and_tolerates_an_outage(azurite: Azurite) -> None:
+    storage = StorageSettings(azurite.connection_string, None, "unused")
+    settings = LedgerSettings(table_name=unique_table_name())
+    ledger = create_table_ledger(storage, settings)
+    ledger.round_trips = 0
+
+    assert ledger.purge(T0) == 0
+    assert ledger.round_trips == 1  # the table existed: no create-and-retry
+    ledger.close()
+
+    unreachable = StorageSettings(
+        azurite.connection_string.replace(f":{azurite.table_port}/", ":9/"), None, "unused"
+    )
+    offline = create_table_ledger(unreachable, settings, FAST)
+    with pytest.raises(LedgerUnavailable):
+        offline.claim(["workflow_job:1:completed"], "a", T0)
+    offline.close()
+
+
+def test_create_ledger_is_null_when_disabled(azurite: Azurite) -> None:
+    storage = StorageSettings(azurite.connection_string, None, "unused")
+
+    disabled = create_ledger(storage, LedgerSettings(enabled=False))
+    enabled = create_ledger(storage, LedgerSettings(table_name=unique_table_name()))
+
+    assert isinstance(disabled, NullLedger)
+    assert isinstance(enabled, TableLedger)
+    enabled.close()
+
+
+def test_purge_pages_through_more_rows_than_one_transaction(table: TableLedger) -> None:
+    keys = keys_in_partition("07", 150) + [f"workflow_job:{9000 + n}:completed" for n in range(30)]
+    old = T0 - timedelta(days=10)
+    table.complete(keys, "a", old)
+    table.complete(["workflow_job:1:completed"], "a", T0)
+
+    assert table.purge(T0 - timedelta(days=7)) == len(keys)
+    assert table.claim(keys[:3] + ["workflow_job:1:completed"], "b", T0) == {
+        **dict.fromkeys(keys[:3], CLAIMED),
+        "workflow_job:1:completed": DONE,
+    }
