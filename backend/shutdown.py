@@ -19,10 +19,16 @@ class StopNow(BaseException):
 
 
 class Stopper:
-    """Holds the stop request; `wait()` is the only way the worker sleeps, so a stop wakes it."""
+    """Holds the stop request; `wait()` is the only way the worker sleeps, so a stop wakes it.
 
-    def __init__(self) -> None:
+    With `escalate=False` a repeated signal is not a "stop now": a pool worker may get the same
+    SIGTERM from its supervisor and from a process-group or cgroup kill, and its supervisor
+    escalates with SIGKILL itself.
+    """
+
+    def __init__(self, escalate: bool = True) -> None:
         self._event = threading.Event()
+        self._escalate = escalate
 
     @property
     def requested(self) -> bool:
@@ -40,10 +46,11 @@ class Stopper:
     def on_signal(self, signum: int, _frame: FrameType | None) -> None:
         """Signal handler: the first signal requests a stop, any later one raises StopNow."""
         name = signal.Signals(signum).name
-        if self.requested:
+        if self.requested and self._escalate:
             log.warning("%s received again: stopping now", name)
             raise StopNow(name)
-        log.info("%s received: finishing the batch in hand, then stopping", name)
+        if not self.requested:
+            log.info("%s received: finishing the batch in hand, then stopping", name)
         self.request()
 
     def install(

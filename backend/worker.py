@@ -35,10 +35,14 @@ class WorkerConfig:
     @classmethod
     def from_settings(cls, settings: BackendSettings) -> WorkerConfig:
         """The worker's part of the backend settings."""
+        # A held batch wakes every half visibility timeout to extend it anyway, so retrying
+        # the export less often than that saves nothing and delays recovery.
+        sink_cap_s = min(cls.sink_backoff_cap_s, max(float(settings.visibility_timeout_s), 1.0))
         return cls(
             max_messages_per_batch=settings.max_messages_per_batch,
             visibility_timeout_s=settings.visibility_timeout_s,
             poll_interval_s=settings.poll_interval_s,
+            sink_backoff_cap_s=sink_cap_s,
         )
 
     @property

@@ -42,7 +42,8 @@ class IngestionServer:
       - `refuse()`: stop listening, so connections are refused;
       - `answer(status, retry_after=None)`: answer every request with that status;
       - `reject(predicate, status=400)`: answer 206 (or 400 when none is left), with a
-        per-item error for each envelope the predicate picks.
+        per-item error for each envelope the predicate picks;
+      - `delay_s`: wait that long before answering (a slow ingestion).
     """
 
     def __init__(self) -> None:
@@ -54,6 +55,8 @@ class IngestionServer:
         self._retry_after: str | None = None
         self._reject: Callable[[Envelope], bool] | None = None
         self._reject_status = 400
+        self.delay_s = 0.0
+        self.received = 0  # track requests that arrived, answered or not yet
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -160,6 +163,10 @@ class IngestionServer:
                 except (OSError, UnicodeDecodeError, json.JSONDecodeError):
                     self._send(400, {"itemsReceived": 0, "itemsAccepted": 0, "errors": []}, None)
                     return
+                with owner._lock:
+                    owner.received += 1
+                if owner.delay_s:
+                    time.sleep(owner.delay_s)
                 status, document, retry_after = owner._respond(envelopes)
                 self._send(status, document, retry_after)
 
