@@ -6,8 +6,11 @@ import json
 import urllib.parse
 from typing import Any
 
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
 from common.settings import FrontendSettings, StorageSettings
-from tests.payloads import DELIVERY_ID, ORG_ID, sign
+from tests.payloads import DELIVERY_ID, ORG_ID, sign, workflow_run_payload
 
 SECRET = "webhook-secret-for-tests"
 OLD_SECRET = "previous-secret-still-accepted"
@@ -52,3 +55,16 @@ def github_headers(
         "X-GitHub-Hook-Installation-Target-ID": str(ORG_ID),
         "X-Hub-Signature-256": sign(body, secret),
     }
+
+
+def signed_delivery(event: str = "workflow_run") -> tuple[bytes, dict[str, str]]:
+    """A signed JSON `workflow_run` delivery: its body and headers."""
+    body = json_body(workflow_run_payload())
+    return body, github_headers(body, event)
+
+
+def post_webhook(
+    client: FlaskClient, body: bytes, headers: dict[str, str], **kwargs: Any
+) -> TestResponse:
+    """POST `body` to /webhook with `headers`."""
+    return client.post("/webhook", data=body, headers=headers, **kwargs)
