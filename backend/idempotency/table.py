@@ -55,6 +55,8 @@ T = TypeVar("T")
 # Decides one key of a complete/abandon from its stored row: the write to make, and "refused".
 Decision = Callable[[str, TableEntity | None], tuple[Operation | None, bool]]
 
+# A lost race re-reads the group once, then resolves its keys one at a time.
+GROUP_ATTEMPTS = 2
 RESOLVE_ATTEMPTS = 4
 PURGE_PAGE_SIZE = 1000
 MAX_HELD_ETAGS = 10_000
@@ -172,31 +174,37 @@ class TableLedger:
     def _claim_group(
         self, partition: str, keys: list[str], owner: str, now: datetime
     ) -> dict[str, ClaimStatus]:
-        rows = self._read(partition, rows_to_read(keys))
-        statuses, operations, claimed = self._plan_claims(partition, keys, rows, owner, now)
-        if operations:
-            try:
-                etags = self._transact(operations)
-            except _Conflict as conflict:
-                log.info(
-                    "ledger partition %s: claim race (%s), one key at a time", partition, conflict
-                )
-                return {key: self._claim_one(partition, key, owner, now) for key in keys}
-            self._remember(owner, claimed, etags)
-        return statuses
+        statuses = self._try_claim(partition, keys, owner, now, GROUP_ATTEMPTS)
+        if statuses is not None:
+            return statuses
+        log.info("ledger partition %s: claims keep racing, one key at a time", partition)
+        return {key: self._claim_one(partition, key, owner, now) for key in keys}
 
     def _claim_one(self, partition: str, key: str, owner: str, now: datetime) -> ClaimStatus:
-        for _ in range(RESOLVE_ATTEMPTS):
-            rows = self._read(partition, rows_to_read([key]))
-            statuses, operations, claimed = self._plan_claims(partition, [key], rows, owner, now)
+        statuses = self._try_claim(partition, [key], owner, now, RESOLVE_ATTEMPTS)
+        if statuses is None:
+            log.warning("ledger key %s still contended after %d tries: busy", key, RESOLVE_ATTEMPTS)
+            return ClaimStatus.BUSY
+        return statuses[key]
+
+    def _try_claim(
+        self, partition: str, keys: list[str], owner: str, now: datetime, attempts: int
+    ) -> dict[str, ClaimStatus] | None:
+        """Read, decide and write `keys` in one transaction; None if every attempt lost a race.
+
+        A lost race rolls the whole transaction back, so a retry re-reads and decides afresh.
+        """
+        for _ in range(attempts):
+            rows = self._read(partition, rows_to_read(keys))
+            statuses, operations, claimed = self._plan_claims(partition, keys, rows, owner, now)
             try:
                 etags = self._transact(operations) if operations else []
-            except _Conflict:
+            except _Conflict as conflict:
+                log.info("ledger partition %s: claim race (%s)", partition, conflict)
                 continue
             self._remember(owner, claimed, etags)
-            return statuses[key]
-        log.warning("ledger key %s still contended after %d tries: busy", key, RESOLVE_ATTEMPTS)
-        return ClaimStatus.BUSY
+            return statuses
+        return None
 
     def _plan_claims(
         self,

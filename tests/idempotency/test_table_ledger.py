@@ -23,7 +23,7 @@ from backend.idempotency import (
     create_ledger,
     create_table_ledger,
 )
-from backend.idempotency.layout import partition_of
+from backend.idempotency.layout import PARTITION_COUNT, partition_of
 from common.azurite import ACCOUNT_KEY, Azurite
 from common.settings import StorageSettings
 from tests.idempotency.conftest import LEASE_S, T0, table_ledger, unique_table_name
@@ -73,7 +73,7 @@ def test_a_batch_of_32_costs_two_round_trips_per_partition_not_per_key(
 
     assert claim_trips == claim_round_trips_bound(keys) == 2 * partitions
     assert complete_trips == partitions  # blind If-Match writes with the ETags of the claim
-    assert partitions <= 16
+    assert partitions <= PARTITION_COUNT
 
 
 def test_32_keys_of_one_partition_cost_a_constant_not_32(table: TableLedger) -> None:
@@ -107,46 +107,56 @@ def test_abandon_of_own_claims_is_one_round_trip_per_partition(table: TableLedge
 
 
 class RacedLedger(TableLedger):
-    """A Table ledger that lets a rival claim between its first read and its write."""
+    """A Table ledger that lets a rival claim keys right after each of its first reads."""
 
     def __init__(
         self,
         rival: TableLedger,
-        rival_keys: list[str],
+        rounds: list[list[str]],
         storage: StorageSettings,
         settings: LedgerSettings,
     ) -> None:
         super().__init__(storage, settings)
-        self._rival, self._rival_keys = rival, rival_keys
+        self._rival, self._rounds = rival, rounds
 
     def _read(self, partition: str, keys: list[str]) -> dict[str, TableEntity]:
         rows = super()._read(partition, keys)
-        if self._rival_keys:
-            rival_keys, self._rival_keys = self._rival_keys, []
-            self._rival.claim(rival_keys, "rival", T0)
+        if self._rounds:
+            self._rival.claim(self._rounds.pop(0), "rival", T0)
         return rows
 
 
-def test_a_lost_race_falls_back_to_one_key_at_a_time(azurite: Azurite, table: TableLedger) -> None:
-    # Given a batch of one partition, and a rival that claims one of its keys mid-claim
+@pytest.mark.parametrize(
+    ("rounds", "expected_trips"),
+    [
+        # The batch transaction fails once; the group is read and written again.
+        pytest.param([[1]], 2 + 2, id="group-retried"),
+        # It fails twice; then each of the 5 keys is read alone, and the 2 claimable written.
+        pytest.param([[1], [2]], 2 + 2 + 5 + 2, id="key-by-key"),
+    ],
+)
+def test_a_lost_race_is_resolved_without_a_double_claim(
+    azurite: Azurite, table: TableLedger, rounds: list[list[int]], expected_trips: int
+) -> None:
+    # Given a batch of one partition, and a rival that claims some of its keys mid-claim
     keys = keys_in_partition("05", 4)
     lifecycle = keys[1].replace(":completed", ":queued")
     storage = StorageSettings(azurite.connection_string, None, "unused")
     settings = LedgerSettings(table_name=table.table_name, lease_s=LEASE_S)
-    raced = RacedLedger(table, [keys[1]], storage, settings)
+    rival_rounds = [[keys[index] for index in indexes] for indexes in rounds]
+    rival_keys = {key for batch in rival_rounds for key in batch}
+    raced = RacedLedger(table, list(rival_rounds), storage, settings)
 
-    # When the batch transaction fails on the key the rival inserted
+    # When the batch transaction fails on the keys the rival inserted
     statuses = raced.claim([*keys, lifecycle], "a", T0)
 
-    # Then every other key is still claimed, the rival's is busy, and nothing is claimed twice
+    # Then the rival's keys are busy, every other key is claimed, and nothing is claimed twice
     assert statuses == {
-        keys[0]: CLAIMED,
-        keys[1]: BUSY,
-        keys[2]: CLAIMED,
-        keys[3]: CLAIMED,
+        **{key: BUSY if key in rival_keys else CLAIMED for key in keys},
         lifecycle: SUPERSEDED,
     }
-    assert raced.complete(keys, "a", T0) == frozenset({keys[1]})
+    assert raced.round_trips == expected_trips
+    assert raced.complete(keys, "a", T0) == frozenset(rival_keys)
     raced.close()
 
 
@@ -155,7 +165,7 @@ def test_threads_claiming_the_same_keys_get_exactly_one_claim_per_key(azurite: A
     table_name = unique_table_name()
     workers = [table_ledger(azurite, table_name) for _ in range(8)]
     workers[0].ensure_table()
-    keys = keys_in_partition("01", 6) + keys_in_partition("02", 6) + keys_in_partition("0a", 1)
+    keys = keys_in_partition("01", 6) + keys_in_partition("02", 6) + keys_in_partition("06", 1)
     lifecycle = keys[0].replace(":completed", ":in_progress")
     batch = [*keys, lifecycle]
     results: dict[int, dict[str, ClaimStatus]] = {}
