@@ -39,7 +39,8 @@ class QueueTimeouts:
     retry_backoff_s: int = 0
 
 
-FRONTEND_TIMEOUTS = QueueTimeouts(connection_timeout_s=2.0, read_timeout_s=2.0, retries=1)
+# Two attempts of at most 1 s to connect and 1.5 s to answer: a 503 within 5 s at worst.
+FRONTEND_TIMEOUTS = QueueTimeouts(connection_timeout_s=1.0, read_timeout_s=1.5, retries=1)
 BACKEND_TIMEOUTS = QueueTimeouts(connection_timeout_s=5.0, read_timeout_s=20.0, retries=2)
 
 

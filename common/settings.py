@@ -107,9 +107,21 @@ def _integer(env: Mapping[str, str], name: str, prefix: str, default: int, minim
     return int(value)
 
 
+def _check_connection_string(value: str, name: str) -> None:
+    """Fail at start, not on the first request, when a connection string cannot be one."""
+    parts = [part for part in value.split(";") if part.strip()]
+    keys = {part.partition("=")[0].strip().lower() for part in parts}
+    if not parts or any("=" not in part for part in parts):
+        raise SettingsError(f"{name} is not a connection string of `Key=Value;` pairs")
+    if not keys & {"accountname", "queueendpoint", "tableendpoint", "usedevelopmentstorage"}:
+        raise SettingsError(f"{name} names neither an AccountName nor a QueueEndpoint")
+
+
 def load_storage_settings(env: Mapping[str, str], prefix: str = "") -> StorageSettings:
     """Queue location; a connection string wins over an account name."""
     connection_string = _lookup(env, "AZURE_STORAGE_CONNECTION_STRING", prefix)
+    if connection_string is not None:
+        _check_connection_string(connection_string, f"{prefix}AZURE_STORAGE_CONNECTION_STRING")
     account_name = _lookup(env, "AZURE_STORAGE_ACCOUNT_NAME", prefix)
     if connection_string is None and account_name is None:
         raise SettingsError(

@@ -138,8 +138,8 @@ def test_backend_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_backend_prefixed_names_win_over_unprefixed_ones() -> None:
     settings = load_backend_settings(
         {
-            "AZURE_STORAGE_CONNECTION_STRING": "shared",
-            "BACKEND_AZURE_STORAGE_CONNECTION_STRING": "backend-only",
+            "AZURE_STORAGE_CONNECTION_STRING": "AccountName=shared",
+            "BACKEND_AZURE_STORAGE_CONNECTION_STRING": "AccountName=backend",
             "AZURE_STORAGE_QUEUE_NAME": "shared-queue",
             "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=shared",
             "BACKEND_APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=backend",
@@ -152,7 +152,7 @@ def test_backend_prefixed_names_win_over_unprefixed_ones() -> None:
         }
     )
 
-    assert settings.storage == StorageSettings("backend-only", None, "shared-queue")
+    assert settings.storage == StorageSettings("AccountName=backend", None, "shared-queue")
     assert settings.appinsights_connection_string == "InstrumentationKey=backend"
     assert (settings.poll_interval_s, settings.worker_processes) == (0.5, 3)
     assert (settings.max_dequeue_count, settings.visibility_timeout_s) == (7, 300)
@@ -226,3 +226,12 @@ def test_environment_without_dotenv_is_the_process_environment(
     monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", "from-env")
 
     assert environment(None)["GITHUB_WEBHOOK_SECRET"] == "from-env"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["not a connection string", "AccountName", "Foo=bar;Baz=qux", ";;"],
+)
+def test_a_malformed_connection_string_is_refused_at_start(value: str) -> None:
+    with pytest.raises(SettingsError, match="AZURE_STORAGE_CONNECTION_STRING"):
+        load_storage_settings({"AZURE_STORAGE_CONNECTION_STRING": value})
