@@ -98,7 +98,13 @@ class TableLedger:
         with self._lock:
             self.round_trips += 1
 
-    def _call(self, operation: Callable[[], T]) -> T:
+    def _call(self, operation: Callable[[], T], *, conditional: bool = False) -> T:
+        """Run one SDK call; a missing table is created and the call retried once.
+
+        Raises:
+            _Conflict: a `conditional` write found a row existing, changed or gone.
+            LedgerUnavailable: anything else the SDK raised.
+        """
         try:
             try:
                 return operation()
@@ -109,7 +115,7 @@ class TableLedger:
                 return operation()
         except HttpResponseError as error:
             code = error_code(error)
-            if error.status_code in {404, 409, 412} and code != "TableNotFound":
+            if conditional and error.status_code in {404, 409, 412} and code != "TableNotFound":
                 raise _Conflict(f"{error.status_code} {code}") from error
             raise LedgerUnavailable(
                 f"ledger table {self.table_name} answered {error.status_code} {code}"
@@ -143,7 +149,7 @@ class TableLedger:
 
     def _transact(self, operations: list[Operation]) -> list[str]:
         """Write in one entity group transaction; returns each operation's new ETag."""
-        results = self._call(lambda: self._client.submit_transaction(operations))
+        results = self._call(lambda: self._client.submit_transaction(operations), conditional=True)
         return [str(result.get("etag", "")) for result in results]
 
     def _remember(self, owner: str, keys: list[str], etags: list[str]) -> None:
