@@ -84,15 +84,13 @@ class Worker:
         """Run until a stop is requested; in `burst` mode, return once the queue is empty."""
         log.info("worker %d started on queue %s", os.getpid(), self.queue.name)
         while not self.should_stop():
-            batch = self.receive_batch()
-            if batch is None:
-                continue
-            if not batch:
+            batch = self.receive_batch()  # None: the queue is unreachable and we backed off
+            if batch:
+                self.process_batch(batch)
+            elif batch is not None:
                 if burst:
                     break
                 self.idle()
-                continue
-            self.process_batch(batch)
             self.heartbeat()
         log.info("worker %d stopped: %s", os.getpid(), dict(self._summary()))
 

@@ -211,3 +211,20 @@ def test_sigterm_mid_batch_finishes_the_batch_and_the_rest_waits_for_the_next_po
     wait_until(lambda: probe.count() == 0, what="queue drained by the next pool")
     assert received(ingestion_server) == expected(texts)
     assert second.stop() == 0
+
+
+def test_sigterm_during_an_outage_exits_cleanly_and_loses_nothing(
+    probe: QueueProbe, ingestion_server: IngestionServer, start_backend: Any
+) -> None:
+    texts = deliveries(3)
+    for text in texts:
+        probe.send(text)
+    ingestion_server.answer(503)
+
+    backend = start_backend(WORKER_PROCESSES="2")
+    wait_until(lambda: ingestion_server.received >= 1, what="a failed export")
+
+    assert backend.stop() == 0
+    assert probe.count() == len(texts)
+    assert probe.poison_records() == []
+    assert any("stop requested while holding" in m for m in backend.messages())
