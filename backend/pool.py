@@ -18,6 +18,7 @@ from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
+from backend.health import beat, heartbeat_path
 from backend.process import EXIT_CONFIG, run_worker
 from common.settings import BackendSettings
 
@@ -61,6 +62,7 @@ class Supervisor:
         self._stopping = False
         self._forced = False
         self._exit_code = 0
+        self._heartbeat = heartbeat_path()
 
     def run(self) -> int:
         """Supervise until every worker has exited after a stop; return the exit code."""
@@ -71,6 +73,8 @@ class Supervisor:
             self.spawn(slot)
         while not self._stopping:
             self.reap_and_respawn()
+            if self.alive():
+                beat(self._heartbeat)
             self.wait_for_children(REAP_INTERVAL_S)
         while self.alive():
             self.wait_for_children(REAP_INTERVAL_S)
