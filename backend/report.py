@@ -6,7 +6,8 @@
 - Duration p50/p95: nearest-rank percentiles of `duration_seconds` (this attempt).
 - Queue time p50/p95 per label set: `queue_seconds` of completed `WorkflowJob` events that were
   not skipped, grouped by their comma-joined `labels`.
-- Runner busy time: the sum of `duration_seconds` of completed jobs per `runner_name`.
+- Runner busy time: the sum of `duration_seconds` of completed jobs per `runner_group_name`, and
+  per `runner_name` for self-hosted runners (GitHub-hosted runners are new for every job).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class Summary:
 
     workflows: dict[str, WorkflowFigures] = field(default_factory=dict)
     queues: dict[str, QueueFigures] = field(default_factory=dict)
+    group_busy_s: dict[str, float] = field(default_factory=dict)
     runner_busy_s: dict[str, float] = field(default_factory=dict)
 
 
@@ -79,6 +81,8 @@ class JobFact:
     result: str
     queue_s: float
     duration_s: float
+    group: str = ""
+    self_hosted: bool = False
 
 
 # GitHub's conclusions as the telemetry's `result` vocabulary, for the demo's own bookkeeping.
@@ -113,15 +117,19 @@ def summarize(runs: Iterable[RunFact], jobs: Iterable[JobFact]) -> Summary:
         )
     queue_times: dict[str, list[float]] = defaultdict(list)
     busy: dict[str, float] = defaultdict(float)
+    group_busy: dict[str, float] = defaultdict(float)
     for job in jobs:
         if job.result != "skip":
             queue_times[job.labels].append(job.queue_s)
-        if job.runner:
+        if job.group:
+            group_busy[job.group] += job.duration_s
+        if job.runner and job.self_hosted:
             busy[job.runner] += job.duration_s
     for labels, values in sorted(queue_times.items()):
         summary.queues[labels] = QueueFigures(
             len(values), percentile(values, 50), percentile(values, 95)
         )
+    summary.group_busy_s = dict(sorted(group_busy.items()))
     summary.runner_busy_s = dict(sorted(busy.items()))
     return summary
 
@@ -156,6 +164,8 @@ def summarize_items(items: Iterable[Mapping[str, Any]]) -> Summary:
                     result=str(properties.get("result", "")),
                     queue_s=float(measurements.get("queue_seconds", 0.0)),
                     duration_s=float(measurements.get("duration_seconds", 0.0)),
+                    group=str(properties.get("runner_group_name", "")),
+                    self_hosted=str(properties.get("is_self_hosted", "")) == "true",
                 )
             )
     return summarize(runs, jobs)
@@ -174,6 +184,8 @@ def summarize_expected(expected: Any) -> Summary:
             RESULTS.get(job["conclusion"], ""),
             job["queue_s"],
             job["duration_s"],
+            job["group"],
+            "self-hosted" in job["labels"].split(","),
         )
         for job in expected.jobs
     ]
@@ -209,7 +221,12 @@ def format_report(actual: Summary, expected: Summary | None = None) -> str:
             f"{mark(want_queue == queue)}"
         )
     lines.append("")
-    lines.append("Runner busy time")
+    lines.append("Runner busy time per runner group")
+    for group, seconds in actual.group_busy_s.items():
+        want_group = expected.group_busy_s.get(group) if expected else None
+        lines.append(f"  {group:<28} {seconds / 60:>8.1f} min{mark(want_group == seconds)}")
+    lines.append("")
+    lines.append("Runner busy time per self-hosted runner")
     for runner, seconds in actual.runner_busy_s.items():
         want_busy = expected.runner_busy_s.get(runner) if expected else None
         lines.append(f"  {runner:<28} {seconds / 60:>8.1f} min{mark(want_busy == seconds)}")

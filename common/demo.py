@@ -320,6 +320,7 @@ class _DayBuilder:
                 "conclusion": job["conclusion"],
                 "labels": ",".join(labels),
                 "runner": job["runner_name"] or "",
+                "group": job["runner_group_name"] or "",
                 "queue_s": queue_s,
                 "duration_s": duration_s,
             }

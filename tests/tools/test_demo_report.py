@@ -76,19 +76,22 @@ def test_success_rate_leaves_out_cancelled_and_skipped_runs() -> None:
     assert figures.success_rate == pytest.approx(1 / 3)
 
 
-def test_queue_time_skips_skipped_jobs_and_busy_time_sums_per_runner() -> None:
+def test_queue_time_skips_skipped_jobs_and_busy_time_sums_per_group_and_own_runner() -> None:
     jobs = [
-        JobFact("ubuntu-latest", "r1", "success", 4, 100),
-        JobFact("ubuntu-latest", "r1", "failure", 8, 50),
+        JobFact("ubuntu-latest", "r1", "success", 4, 100, "GitHub Actions", False),
+        JobFact("self-hosted", "b1", "failure", 8, 50, "linux", True),
+        JobFact("self-hosted", "b1", "success", 2, 25, "linux", True),
         JobFact("ubuntu-latest", "", "skip", 0, 0),
     ]
 
     summary = summarize([], jobs)
 
     assert {k: asdict(v) for k, v in summary.queues.items()} == {
-        "ubuntu-latest": {"jobs": 2, "p50_s": 4.0, "p95_s": 8.0}
+        "self-hosted": {"jobs": 2, "p50_s": 2.0, "p95_s": 8.0},
+        "ubuntu-latest": {"jobs": 1, "p50_s": 4.0, "p95_s": 4.0},
     }
-    assert summary.runner_busy_s == {"r1": 150.0}
+    assert summary.group_busy_s == {"GitHub Actions": 100.0, "linux": 75.0}
+    assert summary.runner_busy_s == {"b1": 75.0}
 
 
 def test_demo_day_has_every_kind_of_outcome() -> None:
