@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: help install test lint format run run-frontend run-backend demo report clean
+.PHONY: help install test lint format run run-frontend run-backend demo report bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -45,6 +45,9 @@ demo: install ## With `make run` going: send a demo day of deliveries and print 
 
 report: install ## Summarize the local telemetry sink (var/telemetry.jsonl)
 	$(PY) -m backend.report $(REPORT_FILE)
+
+bench: install ## Benchmark frontend, backend and end to end against raw queue ceilings (BENCH_ARGS=--quick)
+	$(PY) -m tests.bench $(BENCH_ARGS)
 
 run-frontend: install ## Run the frontend under gunicorn, configured from the environment and .env
 	$(VENV)/bin/gunicorn --config frontend/gunicorn.conf.py 'frontend.app:create_app()'

@@ -1,0 +1,89 @@
+"""The benchmark's sizes, from command-line flags over `BENCH_*` environment variables."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+# Preset sizes; `default` keeps a 2-core run under ~5 minutes, `quick` near one, `tiny` seconds.
+PRESETS: dict[str, dict[str, float | bool]] = {
+    "default": {"duration_s": 15.0, "depth": 3000, "e2e_deliveries": 2000},
+    "quick": {"duration_s": 5.0, "depth": 1200, "e2e_deliveries": 600},
+    "tiny": {"duration_s": 1.0, "depth": 100, "e2e_deliveries": 100, "shared_azurite": True},
+}
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Every size of one run; each field is also `BENCH_<FIELD>` in the environment."""
+
+    duration_s: float = 15.0
+    depth: int = 3000
+    e2e_deliveries: int = 2000
+    frontend_workers: int = 2
+    frontend_threads: int = 8
+    connections_per_worker: int = 8
+    backend_processes: tuple[int, ...] = (1, 2)
+    load_factor: float = 0.8
+    pack_sizes: tuple[int, ...] = ()
+    shared_azurite: bool = False
+    output: Path = Path("var") / "bench.json"
+    preset: str = "default"
+
+    @property
+    def client_processes(self) -> int:
+        """Load generator processes: as many as the frontend has workers."""
+        return self.frontend_workers
+
+    @property
+    def concurrency(self) -> int:
+        """Requests in flight at full load, the same for the ceiling and the frontend."""
+        return self.frontend_workers * self.connections_per_worker
+
+
+def _parse_ints(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.replace(" ", "").split(",") if part)
+
+
+def _from_text(name: str, text: str) -> object:
+    kind = {f.name: f.type for f in fields(BenchConfig)}[name]
+    if kind in ("float",):
+        return float(text)
+    if kind in ("int",):
+        return int(text)
+    if kind == "bool":
+        return text.strip().lower() in {"1", "true", "yes", "on"}
+    if kind.startswith("tuple"):
+        return _parse_ints(text)
+    if kind == "Path":
+        return Path(text)
+    return text
+
+
+def load_config(
+    argv: Sequence[str] | None = None, env: Mapping[str, str] = os.environ
+) -> BenchConfig:
+    """Build the config: a preset, then `BENCH_*` variables, then explicit flags."""
+    parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
+    parser.add_argument("--quick", action="store_const", const="quick", dest="preset")
+    parser.add_argument("--tiny", action="store_const", const="tiny", dest="preset")
+    for item in fields(BenchConfig):
+        if item.name != "preset":
+            flag = "--" + item.name.replace("_", "-")
+            parser.add_argument(
+                flag, dest=item.name, default=None, help=f"(BENCH_{item.name.upper()})"
+            )
+    args = parser.parse_args(argv)
+    preset = args.preset or env.get("BENCH_PRESET", "default")
+    if preset not in PRESETS:
+        parser.error(f"unknown preset {preset!r}: one of {', '.join(PRESETS)}")
+    values: dict[str, object] = {"preset": preset, **PRESETS[preset]}
+    for item in fields(BenchConfig):
+        raw = getattr(args, item.name, None) or env.get(f"BENCH_{item.name.upper()}")
+        if raw is not None and item.name != "preset":
+            values[item.name] = _from_text(item.name, str(raw))
+    config = replace(BenchConfig(), **values)  # type: ignore[arg-type]
+    return config

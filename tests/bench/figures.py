@@ -1,0 +1,237 @@
+"""Each measured figure: one function per figure, each starting what it needs and stopping it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from tests.bench import payload, raw_queue
+from tests.bench.load import LoadPlan, LoadResult, run_plan
+from tests.bench.services import start_backend, start_frontend, wait_for_workers, warm_frontend
+from tests.bench.session import Run, Target
+from tests.ingestion_server import IngestionServer
+
+# Enough indices that a closed-loop run never runs out before its time is up.
+UNBOUNDED = 10_000_000
+DRAIN_TIMEOUT_S = 120.0
+WARMUP_S = 1.0
+
+
+@dataclass
+class Figure:
+    """One number of the run, its ceiling's name and everything measured with it."""
+
+    name: str
+    per_s: float
+    ceiling: str | None = None
+    ratio: float | None = None
+    details: dict[str, float | int | str] = field(default_factory=dict)
+
+
+def percentile_ms(latencies_s: list[float], fraction: float) -> float:
+    """The `fraction` percentile of latencies, in milliseconds (nearest rank)."""
+    if not latencies_s:
+        return float("nan")
+    ordered = sorted(latencies_s)
+    rank = min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))
+    return round(ordered[rank] * 1000, 1)
+
+
+def latency_details(result: LoadResult) -> dict[str, float | int | str]:
+    """Count, time and latency percentiles of a load result."""
+    return {
+        "requests": len(result.latencies_s),
+        "errors": result.errors,
+        "statuses": ",".join(f"{k}:{v}" for k, v in sorted(result.statuses.items())),
+        "elapsed_s": round(result.elapsed_s, 2),
+        "p50_ms": percentile_ms(result.latencies_s, 0.50),
+        "p99_ms": percentile_ms(result.latencies_s, 0.99),
+    }
+
+
+def merged(results: list[LoadResult]) -> LoadResult:
+    """One result from several processes' results."""
+    total = LoadResult()
+    for result in results:
+        total.merge(result)
+    return total
+
+
+def put_ceiling(run: Run, target: Target) -> Figure:
+    config = run.config
+    """Raw `send_message` from as many processes and threads as the frontend's load has."""
+    per_process = UNBOUNDED // config.client_processes
+
+    def plans(start_at: float) -> list[raw_queue.PutPlan]:
+        return [
+            raw_queue.PutPlan(
+                target.connection_string,
+                target.queue,
+                "ceiling",
+                i * per_process,
+                per_process,
+                config.connections_per_worker,
+                start_at,
+                config.duration_s,
+            )
+            for i in range(config.client_processes)
+        ]
+
+    result = merged(run.pool.run(raw_queue.put, plans))
+    rate = len(result.latencies_s) / result.elapsed_s
+    return Figure("queue put (raw send_message)", rate, details=latency_details(result))
+
+
+def http_load(
+    run: Run,
+    port: int,
+    tag: str,
+    rate_per_s: float | None,
+    duration_s: float,
+    count: int = UNBOUNDED,
+) -> LoadResult:
+    """Signed deliveries from the load processes, closed loop or paced at `rate_per_s`."""
+    config = run.config
+    processes = config.client_processes
+    per_process = count // processes
+
+    def plans(start_at: float) -> list[LoadPlan]:
+        return [
+            LoadPlan(
+                port,
+                tag,
+                i * per_process,
+                per_process if i < processes - 1 else count - i * per_process,
+                config.connections_per_worker,
+                start_at,
+                duration_s,
+                rate_per_s / processes if rate_per_s else None,
+            )
+            for i in range(processes)
+        ]
+
+    return merged(run.pool.run(run_plan, plans))
+
+
+def frontend(run: Run, target: Target, put: Figure) -> list[Figure]:
+    """Accepted deliveries per second at full load, then latency at `load_factor` of it."""
+    config = run.config
+    service, port = start_frontend(
+        run.workdir,
+        target.connection_string,
+        target.queue,
+        config.frontend_workers,
+        config.frontend_threads,
+    )
+    try:
+        warm_frontend(port, 20)
+        http_load(run, port, "warmup", None, WARMUP_S)
+        full = http_load(run, port, "full", None, config.duration_s)
+        full_rate = full.statuses[202] / full.elapsed_s
+        paced_rate = config.load_factor * full_rate
+        paced = http_load(run, port, "paced", paced_rate, config.duration_s)
+    finally:
+        service.stop()
+    load_name = f"frontend at {config.load_factor:.0%} load"
+    figures = [
+        Figure(
+            "frontend full load (202/s)",
+            full_rate,
+            put.name,
+            full_rate / put.per_s,
+            latency_details(full),
+        ),
+        Figure(load_name, paced.statuses[202] / paced.elapsed_s, details=latency_details(paced)),
+    ]
+    figures[1].details["target_per_s"] = round(paced_rate, 1)
+    return figures
+
+
+def fill(run: Run, target: Target, tag: str) -> None:
+    """Put `depth` distinct envelopes on the benchmark queue."""
+    config = run.config
+    processes = config.client_processes
+    share = config.depth // processes
+
+    def plans(start_at: float) -> list[raw_queue.PutPlan]:
+        return [
+            raw_queue.PutPlan(
+                target.connection_string,
+                target.queue,
+                tag,
+                i * share,
+                share if i < processes - 1 else config.depth - i * share,
+                config.connections_per_worker,
+                start_at,
+                3600.0,
+                distinct=True,
+            )
+            for i in range(processes)
+        ]
+
+    run.pool.run(raw_queue.put, plans)
+
+
+def drain_ceiling(run: Run, processes: int) -> Figure:
+    """Raw receive-and-delete of `depth` messages by `processes` processes, fresh Azurite."""
+    with run.fresh_queue() as target:
+        fill(run, target, "drain")
+
+        def plans(start_at: float) -> list[raw_queue.DrainPlan]:
+            return [
+                raw_queue.DrainPlan(target.connection_string, target.queue, start_at)
+            ] * processes
+
+        results = run.pool.run(raw_queue.drain, plans)
+    drained = sum(r.drained for r in results)
+    elapsed = max(r.elapsed_s for r in results)
+    details: dict[str, float | int | str] = {"messages": drained, "elapsed_s": round(elapsed, 2)}
+    return Figure(f"queue drain (raw), {processes} proc", drained / elapsed, details=details)
+
+
+def backend(run: Run, processes: int, ceiling: Figure) -> Figure:
+    """`python -m backend` draining `depth` messages into the ingestion server, fresh Azurite."""
+    config = run.config
+    expected = config.depth * payload.items_per_delivery()
+    server = IngestionServer().start()
+    try:
+        with run.fresh_queue() as target:
+            fill(run, target, f"backend{processes}")
+            service = start_backend(
+                run.workdir,
+                target.connection_string,
+                target.queue,
+                server.connection_string,
+                processes,
+            )
+            try:
+                started = wait_for_workers(service, processes)
+                finished = _wait_for_items(server, expected, DRAIN_TIMEOUT_S)
+            finally:
+                service.stop()
+            left = raw_queue.depth(target.connection_string, target.queue)
+    finally:
+        server.stop()
+    elapsed = finished - started
+    rate = config.depth / elapsed
+    details: dict[str, float | int | str] = {
+        "messages": config.depth,
+        "items": len(server.accepted),
+        "left_in_queue": left,
+        "elapsed_s": round(elapsed, 2),
+    }
+    return Figure(
+        f"backend drain, {processes} proc", rate, ceiling.name, rate / ceiling.per_s, details
+    )
+
+
+def _wait_for_items(server: IngestionServer, expected: int, timeout_s: float) -> float:
+    """Poll until the server accepted `expected` items; the monotonic time it did."""
+    deadline = time.monotonic() + timeout_s
+    while len(server.accepted) < expected:
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"{len(server.accepted)} of {expected} items within {timeout_s:.0f} s"
+            )
+        time.sleep(0.005)
+    return time.monotonic()

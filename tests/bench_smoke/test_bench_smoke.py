@@ -1,0 +1,51 @@
+"""The benchmark in its tiniest configuration runs, writes every figure and loses nothing."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from common.azurite import PROJECT_ROOT
+
+pytestmark = [pytest.mark.azurite, pytest.mark.slow, pytest.mark.timeout(60)]
+
+FIGURES = {
+    "queue put (raw send_message)",
+    "frontend full load (202/s)",
+    "frontend at 80% load",
+    "queue drain (raw), 1 proc",
+    "backend drain, 1 proc",
+    "end to end (deliveries/s)",
+}
+
+
+def test_the_tiniest_benchmark_writes_every_figure_and_loses_nothing(tmp_path: Path) -> None:
+    # Given the smallest sizes (a second of load, 100 messages, one Azurite), one backend process
+    output = tmp_path / "bench.json"
+    command = [
+        sys.executable, "-m", "tests.bench", "--tiny", "--backend-processes", "1",
+        "--output", str(output),
+    ]  # fmt: skip
+
+    # When it runs
+    done = subprocess.run(
+        command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=50, check=False
+    )
+
+    # Then it succeeds and the JSON holds every figure, positive, and nothing lost or doubled
+    assert done.returncode == 0, done.stderr[-3000:]
+    document = json.loads(output.read_text(encoding="utf-8"))
+    figures = {figure["name"]: figure for figure in document["figures"]}
+    assert set(figures) == FIGURES
+    assert all(math.isfinite(f["per_s"]) and f["per_s"] > 0 for f in figures.values())
+    assert figures["backend drain, 1 proc"]["ratio"] > 0
+    assert figures["frontend full load (202/s)"]["ratio"] > 0
+    end_to_end = figures["end to end (deliveries/s)"]["details"]
+    assert (end_to_end["accepted"], end_to_end["lost"], end_to_end["doubled"]) == (100, 0, 0)
+    assert end_to_end["items_received"] == end_to_end["items_expected"]
+    assert document["environment"]["cpu_count"] >= 1
