@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 
+from backend.idempotency import Ledger, load_ledger_settings, owner_id
 from backend.processor import Processor
 from backend.shutdown import StopNow, Stopper
 from backend.sinks import build_sink
 from backend.worker import Worker, WorkerConfig
 from common.logs import configure_logging
-from common.settings import BackendSettings
+from common.settings import BackendSettings, environment
 
 log = logging.getLogger(__name__)
 
 # sysexits.h EX_CONFIG: a restart cannot fix this, so the supervisor stops instead of respawning.
 EXIT_CONFIG = 78
 EXIT_FORCED = 1
+
+
+def close_ledger(ledger: Ledger) -> None:
+    """Close the ledger's threads and HTTP session, if it has any."""
+    close = getattr(ledger, "close", None)
+    if callable(close):
+        close()
 
 
 def run_worker(settings: BackendSettings, parent_pid: int) -> None:
@@ -30,18 +39,38 @@ def run_worker(settings: BackendSettings, parent_pid: int) -> None:
     configure_logging("backend")
     stopper = Stopper(escalate=False)
     stopper.install(signals=(signal.SIGTERM,), ignored=(signal.SIGINT,))
-    from common.azure_queue import create_queue  # imported here: nothing of it exists pre-spawn
+    # Imported here: nothing of the Azure SDK exists before the spawn.
+    from backend.idempotency import create_ledger
+    from common.azure_queue import create_queue
 
     try:
+        # The ledger's settings come from the same environment (and `.env`) the supervisor
+        # read; a bad one stops the pool like any configuration error.
+        ledger_settings = load_ledger_settings(environment())
         sink = build_sink(settings)
-    except ValueError as error:
+    except ValueError as error:  # SettingsError is a ValueError
         log.error("worker cannot start: %s", error)
         sys.exit(EXIT_CONFIG)
     queue = create_queue(settings.storage)
+    ledger = create_ledger(settings.storage, ledger_settings)
+    owner = owner_id()
+    log.info(
+        "worker %d: ledger %s as owner %s, lease %d s",
+        os.getpid(),
+        ledger_settings.table_name if ledger_settings.enabled else "disabled",
+        owner,
+        ledger_settings.lease_s,
+    )
     worker = Worker(
         queue,
-        Processor(sink, settings.max_dequeue_count),
-        WorkerConfig.from_settings(settings),
+        Processor(
+            sink,
+            settings.max_dequeue_count,
+            ledger=ledger,
+            ledger_settings=ledger_settings,
+            owner=owner,
+        ),
+        WorkerConfig.from_settings(settings, lease_s=ledger_settings.lease_s),
         stopper=stopper,
         parent_pid=parent_pid,
     )
@@ -54,4 +83,5 @@ def run_worker(settings: BackendSettings, parent_pid: int) -> None:
     finally:
         sink.close()
         queue.close()
+        close_ledger(ledger)
     sys.exit(code)

@@ -1,8 +1,9 @@
-"""Message handling between receive and settle: triage, ledger claim, export, ledger mark.
+"""Message handling between receive and settle: triage, ledger claim, export, ledger complete.
 
 The worker holds a batch of `Job`s and calls `Processor.advance` until every job has a
 verdict; each call only does what is still missing, so retrying after a sink or ledger
-failure re-exports only the items that were not accepted yet.
+failure re-exports only the items that were not accepted yet. See docs/ledger.md for the
+order of the rules and why.
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from backend.ledger import Ledger, NoLedger
+from backend.idempotency import ClaimStatus, Ledger, LedgerSettings, LedgerUnavailable, NullLedger
+from backend.idempotency import owner_id as new_owner_id
+from backend.idempotency import purge_if_due as purge_ledger_if_due
+from backend.idempotency.ledger import check_key, entity_of
 from backend.outcome import Outcome, TransientError, Verdict
 from backend.sinks.base import ExportResult, TelemetrySink
 from backend.telemetry.item import TelemetryItem
@@ -24,6 +28,12 @@ log = logging.getLogger(__name__)
 
 Mapper = Callable[[Envelope, datetime], list[TelemetryItem]]
 KeyFunction = Callable[[Envelope], str]
+# After a failed purge, try again this much later rather than after a whole interval.
+PURGE_RETRY_S = 60.0
+
+
+class LedgerDown(TransientError):
+    """The ledger is unreachable: the batch is held exactly as through a sink outage."""
 
 
 @dataclass
@@ -36,7 +46,11 @@ class Job:
     items: list[TelemetryItem] = field(default_factory=list)
     pending: list[int] = field(default_factory=list)
     rejections: list[str] = field(default_factory=list)
-    claimed: bool = False
+    overdelivered: bool = False  # received more than MAX_DEQUEUE_COUNT times
+    claimed: bool = False  # this worker holds the key's claim in the ledger
+    exported: bool = False  # every item accepted; the ledger's `complete` is still due
+    primary: Job | None = None  # another copy of the same event in this batch carries it
+    hide_for_s: int | None = None  # keep the message invisible this long instead of releasing
     verdict: Verdict | None = None
     settled: bool = False
 
@@ -55,13 +69,19 @@ def default_mapping() -> tuple[Mapper, KeyFunction]:
 
 
 class Processor:
-    """Turns messages into telemetry and decides their outcome; never raises but TransientError."""
+    """Turns messages into telemetry once per event and decides each message's outcome.
+
+    Never raises but TransientError (LedgerDown for the ledger). `owner` names this worker's
+    claims; one per process (`backend.idempotency.owner_id`).
+    """
 
     def __init__(
         self,
         sink: TelemetrySink,
         max_dequeue_count: int,
         ledger: Ledger | None = None,
+        ledger_settings: LedgerSettings | None = None,
+        owner: str | None = None,
         mapper: Mapper | None = None,
         key_of: KeyFunction | None = None,
         now: Callable[[], datetime] = utc_now,
@@ -71,35 +91,40 @@ class Processor:
             mapper = mapper or default_mapper
             key_of = key_of or default_key
         self.sink = sink
-        self.ledger: Ledger = ledger if ledger is not None else NoLedger()
+        self.ledger: Ledger = ledger if ledger is not None else NullLedger()
+        self.ledger_settings = ledger_settings or LedgerSettings()
+        self.owner = owner or new_owner_id()
         self.max_dequeue_count = max_dequeue_count
         self._mapper = mapper
         self._key_of = key_of
         self._now = now
+        self._next_purge_check: datetime | None = None
 
     def triage(self, job: Job) -> None:
-        """Decode and map the message; decide it now if it is poison or has no telemetry."""
+        """Decode the message and compute its key; map it unless it was received too often.
+
+        A message over MAX_DEQUEUE_COUNT is not mapped (mapping may be what keeps failing);
+        it is claimed like any other so a copy of an exported event is deleted, not poisoned.
+        """
         message = job.message
-        if message.dequeue_count > self.max_dequeue_count:
-            job.verdict = Verdict(
-                Outcome.POISON,
-                f"received {message.dequeue_count} times, more than MAX_DEQUEUE_COUNT "
-                f"({self.max_dequeue_count})",
-            )
-            return
+        job.overdelivered = message.dequeue_count > self.max_dequeue_count
         try:
             job.envelope = decode(message.content)
-            job.items = list(self._mapper(job.envelope, self._now()))
-            job.key = self._key_of(job.envelope)
-        except (EnvelopeError, MappingError) as error:
+            job.key = check_key(self._key_of(job.envelope))
+            if not job.overdelivered:
+                job.items = list(self._mapper(job.envelope, self._now()))
+        except (EnvelopeError, MappingError, ValueError) as error:
             job.verdict = Verdict(Outcome.POISON, f"{type(error).__name__}: {error}")
             return
         except Exception as error:
+            if job.overdelivered:
+                job.verdict = self._overdelivered(job)
+                return
             # A bug, not bad input: leave the message; its dequeue count ends it in poison.
             log.exception("message %s: mapping failed unexpectedly", message.id)
             job.verdict = Verdict(Outcome.RETRY, f"mapping raised {type(error).__name__}")
             return
-        if not job.items:
+        if not job.items and not job.overdelivered:
             envelope = job.envelope
             job.verdict = Verdict(
                 Outcome.DONE, f"no telemetry for {envelope.event} action {envelope.action!r}"
@@ -108,27 +133,113 @@ class Processor:
         job.pending = list(range(len(job.items)))
 
     def advance(self, jobs: Sequence[Job]) -> None:
-        """Claim, export and mark what each undecided job still needs.
+        """Claim, export and complete what each undecided job still needs.
+
+        Every call claims again the keys still to export: the first call is the batch's one
+        claim; on a retry the claim is reentrant and renews the lease of what is held.
 
         Raises:
-            TransientError: the ledger or the sink failed; undecided jobs keep their progress.
+            LedgerDown: the ledger is unreachable; undecided jobs keep their progress.
+            TransientError: the sink failed; undecided jobs keep their progress.
         """
-        self._claim([job for job in jobs if job.verdict is None and not job.claimed])
-        exporting = [job for job in jobs if job.verdict is None and job.pending]
+        try:
+            self._complete([job for job in jobs if job.verdict is None and job.exported])
+            self._claim([job for job in jobs if self._needs_claim(job)])
+        except LedgerUnavailable as error:
+            self._follow(jobs)
+            raise LedgerDown(str(error)) from error
+        exporting = [job for job in jobs if job.verdict is None and job.claimed and job.pending]
         result = self._export(exporting) if exporting else ExportResult()
-        self._finish([job for job in jobs if job.verdict is None and not job.pending])
+        self._finish([job for job in exporting if not job.pending])
+        try:
+            self._complete([job for job in jobs if job.verdict is None and job.exported])
+        except LedgerUnavailable as error:
+            self._follow(jobs)
+            raise LedgerDown(str(error)) from error
+        self._follow(jobs)
         if any(job.verdict is None for job in jobs):
             raise TransientError(result.detail or "sink failed", result.retry_after_s)
+
+    def release(self, jobs: Sequence[Job]) -> None:
+        """Give up held jobs on a graceful stop: abandon the claims nothing was exported for."""
+        untouched = [
+            job
+            for job in jobs
+            if job.verdict is None and job.claimed and len(job.pending) == len(job.items)
+        ]
+        self._abandon(untouched)
+
+    def purge_if_due(self) -> None:
+        """Purge the ledger if this worker wins the turn; checked at most once per interval."""
+        now = self._now()
+        if self._next_purge_check is not None and now < self._next_purge_check:
+            return
+        interval_s = float(self.ledger_settings.purge_interval_s)
+        self._next_purge_check = now + timedelta(seconds=interval_s)
+        try:
+            purge_ledger_if_due(self.ledger, self.ledger_settings, now)
+        except LedgerUnavailable as error:
+            log.warning("ledger purge skipped, ledger unavailable: %s", error)
+            self._next_purge_check = now + timedelta(seconds=min(PURGE_RETRY_S, interval_s))
+
+    def _needs_claim(self, job: Job) -> bool:
+        return job.verdict is None and job.primary is None and not job.exported
 
     def _claim(self, jobs: list[Job]) -> None:
         if not jobs:
             return
-        already_done = self.ledger.claim([job.key for job in jobs])
+        statuses = self.ledger.claim([job.key for job in jobs], self.owner, self._now())
+        copies: dict[str, list[Job]] = {}
         for job in jobs:
-            job.claimed = True
-            if job.key in already_done:
-                job.pending.clear()
-                job.verdict = Verdict(Outcome.DONE, "already exported (ledger)")
+            copies.setdefault(job.key, []).append(job)
+        for key, same_event in copies.items():
+            status = statuses[key]
+            if status is ClaimStatus.CLAIMED:
+                self._hold(same_event)
+            else:
+                for job in same_event:
+                    self._skip(job, status)
+
+    def _hold(self, same_event: list[Job]) -> None:
+        """Keep the claim for the least-delivered copy; the others follow its verdict."""
+        primary = min(same_event, key=lambda job: job.message.dequeue_count)
+        primary.claimed = True
+        for job in same_event:
+            if job is not primary:
+                job.primary, job.pending, job.claimed = primary, [], False
+        if primary.overdelivered:
+            # The dequeue rule applies only now: an event already exported was deleted above.
+            for job in same_event:
+                job.primary, job.verdict = None, self._overdelivered(job)
+            self._abandon([primary])
+
+    def _skip(self, job: Job, status: ClaimStatus) -> None:
+        job.pending.clear()
+        job.claimed = False
+        if status is ClaimStatus.DONE:
+            reason = f"duplicate: event {job.key} was already exported (ledger), not exported again"
+            job.verdict = Verdict(Outcome.DONE, reason)
+        elif status is ClaimStatus.SUPERSEDED:
+            reason = (
+                f"late lifecycle event: {entity_of(job.key)} has already completed (ledger), "
+                "not exported"
+            )
+            job.verdict = Verdict(Outcome.DONE, reason)
+        else:
+            lease_s = self.ledger_settings.lease_s
+            job.hide_for_s = lease_s
+            reason = (
+                f"another worker holds event {job.key} (ledger): hidden for {lease_s} s, "
+                "until its claim can have expired"
+            )
+            job.verdict = Verdict(Outcome.RETRY, reason)
+
+    def _overdelivered(self, job: Job) -> Verdict:
+        return Verdict(
+            Outcome.POISON,
+            f"received {job.message.dequeue_count} times, more than MAX_DEQUEUE_COUNT "
+            f"({self.max_dequeue_count})",
+        )
 
     def _export(self, jobs: list[Job]) -> ExportResult:
         owners = [(job, index) for job in jobs for index in job.pending]
@@ -152,15 +263,56 @@ class Processor:
         return result
 
     def _finish(self, jobs: list[Job]) -> None:
-        accepted = [job for job in jobs if not job.rejections]
+        """Jobs with nothing left to send: poison (and release the claim) or due for complete."""
+        rejected = [job for job in jobs if job.rejections]
+        for job in rejected:
+            job.verdict = Verdict(
+                Outcome.POISON,
+                f"the sink rejected {len(job.rejections)} of {len(job.items)} items "
+                f"(first: {job.rejections[0]})",
+            )
+        self._abandon(rejected)
         for job in jobs:
-            if job.rejections:
-                job.verdict = Verdict(
-                    Outcome.POISON,
-                    f"the sink rejected {len(job.rejections)} of {len(job.items)} items "
-                    f"(first: {job.rejections[0]})",
+            job.exported = not job.rejections
+
+    def _complete(self, jobs: list[Job]) -> None:
+        if not jobs:
+            return
+        refused = self.ledger.complete([job.key for job in jobs], self.owner, self._now())
+        for job in jobs:
+            reason = f"{len(job.items)} item(s) accepted by the sink"
+            if job.key in refused:
+                log.warning(
+                    "message %s: event %s was taken over by another worker after this one's "
+                    "claim expired; its telemetry may be duplicated",
+                    job.message.id,
+                    job.key,
                 )
-        if accepted:
-            self.ledger.mark_done([job.key for job in accepted])
-        for job in accepted:
-            job.verdict = Verdict(Outcome.DONE, f"{len(job.items)} item(s) accepted by the sink")
+                reason += "; the ledger refused the completion (possible duplicate)"
+            job.claimed = False
+            job.verdict = Verdict(Outcome.DONE, reason)
+
+    def _abandon(self, jobs: list[Job]) -> None:
+        """Release claims best effort: if the ledger is down, they lapse with their lease."""
+        keys = [job.key for job in jobs if job.claimed]
+        for job in jobs:
+            job.claimed = False
+        if not keys:
+            return
+        try:
+            self.ledger.abandon(keys, self.owner)
+        except LedgerUnavailable as error:
+            log.warning("could not abandon %d ledger claims (they lapse): %s", len(keys), error)
+
+    def _follow(self, jobs: Sequence[Job]) -> None:
+        """Settle the copies of an event in this batch like the copy that carried it."""
+        for job in jobs:
+            primary = job.primary
+            if job.verdict is not None or primary is None or primary.verdict is None:
+                continue
+            job.hide_for_s = primary.hide_for_s
+            job.verdict = Verdict(
+                primary.verdict.outcome,
+                f"same event as message {primary.message.id} in this batch: "
+                f"{primary.verdict.reason}",
+            )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from backend.backoff import Backoff
 from backend.outcome import Outcome, TransientError, Verdict
-from backend.processor import Job, Processor
+from backend.processor import Job, LedgerDown, Processor
 from backend.shutdown import StopNow, Stopper
 from common.queue import MessageGone, MessageQueue, QueueError, QueueMessage, QueueUnavailable
 from common.settings import BackendSettings
@@ -33,11 +33,14 @@ class WorkerConfig:
     heartbeat_interval_s: float = 60.0
 
     @classmethod
-    def from_settings(cls, settings: BackendSettings) -> WorkerConfig:
-        """The worker's part of the backend settings."""
+    def from_settings(cls, settings: BackendSettings, lease_s: float | None = None) -> WorkerConfig:
+        """The worker's part of the backend settings (and the ledger's claim lease)."""
         # A held batch wakes every half visibility timeout to extend it anyway, so retrying
-        # the export less often than that saves nothing and delays recovery.
+        # the export less often than that saves nothing and delays recovery. Each retry also
+        # renews the batch's ledger claims, so it comes well within the lease.
         sink_cap_s = min(cls.sink_backoff_cap_s, max(float(settings.visibility_timeout_s), 1.0))
+        if lease_s is not None:
+            sink_cap_s = min(sink_cap_s, max(lease_s / 2.0, 0.5))
         return cls(
             max_messages_per_batch=settings.max_messages_per_batch,
             visibility_timeout_s=settings.visibility_timeout_s,
@@ -92,6 +95,7 @@ class Worker:
                     break
                 self.idle()
             self.heartbeat()
+            self.housekeeping()
         log.info("worker %d stopped: %s", os.getpid(), dict(self._summary()))
 
     def should_stop(self) -> bool:
@@ -157,6 +161,7 @@ class Worker:
         against MAX_DEQUEUE_COUNT); held messages have their visibility extended instead.
         """
         backoff = Backoff(self.config.sink_backoff_initial_s, self.config.sink_backoff_cap_s)
+        failing = ""  # "sink" or "ledger": what the current hold waits for
         while True:
             self.keep_alive(jobs)
             try:
@@ -164,26 +169,32 @@ class Worker:
             except TransientError as error:
                 hint = error.retry_after_s
                 detail = str(error)
+                cause = "ledger" if isinstance(error, LedgerDown) else "sink"
             else:
                 if backoff.is_failing:
                     log.info(
-                        "sink answers again after %d failed exports; batch decided",
+                        "%s answers again after %d failed tries; batch decided",
+                        failing,
                         backoff.failures,
                     )
                 return
             held = [job for job in jobs if job.verdict is None]
-            if not backoff.is_failing:
+            if cause != failing:
+                what = "export failed" if cause == "sink" else "ledger unavailable"
                 log.warning(
-                    "export failed (%s): holding %d messages (%s), no new batches until it answers",
+                    "%s (%s): holding %d messages (%s), no new batches until it answers",
+                    what,
                     detail,
                     len(held),
                     ", ".join(job.message.id for job in held),
                 )
+                failing = cause
             for job in jobs:
                 if job.verdict is not None:
                     self.settle(job)
             if self.sleep_keeping_alive(backoff.next_delay_s(hint or 0.0), held):
                 log.info("stop requested while holding %d messages: releasing them", len(held))
+                self.processor.release(held)
                 return
 
     def sleep_keeping_alive(self, seconds: float, jobs: list[Job]) -> bool:
@@ -237,6 +248,10 @@ class Worker:
                 self.queue.delete(message)
             elif verdict.outcome is Outcome.POISON:
                 self.queue.dead_letter(message, verdict.reason)
+            elif job.hide_for_s is not None:
+                # Another worker holds the event: keep this copy out of sight until that
+                # claim can have expired, so it neither spins nor climbs towards poison.
+                job.message = self.queue.extend(message, job.hide_for_s)
             elif release:
                 self.queue.release(message)
         except MessageGone:
@@ -264,6 +279,10 @@ class Worker:
             verdict.reason,
             extra=fields,
         )
+
+    def housekeeping(self) -> None:
+        """Between batches, never inside one: purge the ledger when this worker's turn is due."""
+        self.processor.purge_if_due()
 
     def heartbeat(self) -> None:
         """Log the outcome counts at most once per heartbeat interval."""

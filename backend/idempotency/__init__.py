@@ -1,7 +1,14 @@
-"""The idempotency ledger: each event key is exported once across workers and redeliveries."""
+"""The idempotency ledger: each event key is exported once across workers and redeliveries.
 
-from backend.idempotency.client import LedgerTimeouts
-from backend.idempotency.layout import claim_round_trips_bound
+The Azure-backed names (`TableLedger`, `create_ledger`, ...) are imported on first use, so the
+supervisor, which only needs the interface, loads no Azure SDK.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from backend.idempotency.ledger import (
     ClaimStatus,
     Ledger,
@@ -14,11 +21,29 @@ from backend.idempotency.ledger import (
     purge_if_due,
 )
 from backend.idempotency.memory import InMemoryLedger, NullLedger
-from backend.idempotency.table import (
-    TableLedger,
-    create_ledger,
-    create_table_ledger,
-)
+
+if TYPE_CHECKING:
+    from backend.idempotency.client import LedgerTimeouts
+    from backend.idempotency.factory import create_ledger, create_table_ledger
+    from backend.idempotency.layout import claim_round_trips_bound
+    from backend.idempotency.table import TableLedger
+
+_LAZY = {
+    "LedgerTimeouts": "backend.idempotency.client",
+    "TableLedger": "backend.idempotency.table",
+    "claim_round_trips_bound": "backend.idempotency.layout",
+    "create_ledger": "backend.idempotency.factory",
+    "create_table_ledger": "backend.idempotency.factory",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import an Azure-backed name the first time it is asked for."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "ClaimStatus",

@@ -12,9 +12,11 @@ from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsE
 from azure.data.tables import TableEntity
 
 from backend.idempotency.client import LedgerTimeouts, error_code, table_client
+from backend.idempotency.fanout import Fanout
 from backend.idempotency.layout import (
     MAX_FILTER_ROW_KEYS,
     MAX_TRANSACTION_OPERATIONS,
+    PARTITION_COUNT,
     PURGE_PARTITION,
     PURGE_ROW,
     Operation,
@@ -32,7 +34,6 @@ from backend.idempotency.layout import (
 from backend.idempotency.ledger import (
     ClaimStatus,
     EntryState,
-    Ledger,
     LedgerSettings,
     LedgerUnavailable,
     check_now,
@@ -46,7 +47,6 @@ from backend.idempotency.ledger import (
     is_refused,
     needs_done_write,
 )
-from backend.idempotency.memory import NullLedger
 from common.settings import StorageSettings
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,8 @@ def _next_page(pages: Iterator[Iterator[TableEntity]]) -> list[TableEntity] | No
 class TableLedger:
     """`Ledger` over an Azure table; SDK errors become LedgerUnavailable.
 
-    `round_trips` counts the HTTP responses received, for tests and cost measurements.
+    The partitions of one claim, complete or abandon are worked side by side (`concurrency`
+    threads, 1 for one after another). `round_trips` counts the HTTP responses received.
     """
 
     def __init__(
@@ -82,10 +83,12 @@ class TableLedger:
         storage: StorageSettings,
         settings: LedgerSettings | None = None,
         timeouts: LedgerTimeouts | None = None,
+        concurrency: int = PARTITION_COUNT,
     ) -> None:
         settings = settings or LedgerSettings()
         self.table_name = settings.table_name
         self.round_trips = 0
+        self._fanout = Fanout(concurrency)
         self._lease = settings.lease
         self._lock = threading.Lock()
         # ETags of this process's live claims: complete/abandon write them without a read.
@@ -173,8 +176,12 @@ class TableLedger:
         check_now(now)
         keys = list(keys)
         statuses: dict[str, ClaimStatus] = {}
-        for partition, group in groups(completions_first(keys)):
-            statuses.update(self._claim_group(partition, group, owner, now))
+
+        def work(partition: str, group: list[str]) -> dict[str, ClaimStatus]:
+            return self._claim_group(partition, group, owner, now)
+
+        for group_statuses in self._fanout.map(work, groups(completions_first(keys))):
+            statuses.update(group_statuses)
         return {key: statuses[key] for key in distinct_keys(keys)}
 
     def _claim_group(
@@ -248,8 +255,7 @@ class TableLedger:
                 return None, False
             return write_op(to_row(partition_of(key), key, done), stored), False
 
-        refused: set[str] = set()
-        for partition, group in groups(distinct_keys(keys)):
+        def work(partition: str, group: list[str]) -> set[str]:
             etags = self._held_etags(owner, group)
             fast = None
             if etags is not None:
@@ -257,9 +263,11 @@ class TableLedger:
                     replace_op(to_row(partition, key, done), etag)
                     for key, etag in zip(group, etags, strict=True)
                 ]
-            refused |= self._settle(partition, group, decide, fast)
+            refused = self._settle(partition, group, decide, fast)
             self._forget(owner, group)
-        return frozenset(refused)
+            return refused
+
+        return frozenset().union(*self._fanout.map(work, groups(distinct_keys(keys))))
 
     def abandon(self, keys: Iterable[str], owner: str) -> None:
         def decide(key: str, stored: TableEntity | None) -> tuple[Operation | None, bool]:
@@ -270,7 +278,7 @@ class TableLedger:
                 return None, False
             return delete_op(partition_of(key), key, etag_of(stored)), False
 
-        for partition, group in groups(distinct_keys(keys)):
+        def work(partition: str, group: list[str]) -> None:
             etags = self._held_etags(owner, group)
             fast = None
             if etags is not None:
@@ -279,6 +287,8 @@ class TableLedger:
                 ]
             self._settle(partition, group, decide, fast)
             self._forget(owner, group)
+
+        self._fanout.map(work, groups(distinct_keys(keys)))
 
     def _settle(
         self, partition: str, keys: list[str], decide: Decision, fast: list[Operation] | None
@@ -366,25 +376,6 @@ class TableLedger:
         return True
 
     def close(self) -> None:
-        """Close the HTTP session."""
+        """Stop the partition threads and close the HTTP session."""
+        self._fanout.close()
         self._client.close()
-
-
-def create_table_ledger(
-    storage: StorageSettings, settings: LedgerSettings, timeouts: LedgerTimeouts | None = None
-) -> TableLedger:
-    """Build the Table ledger and create its table if missing (best effort: calls create it too)."""
-    ledger = TableLedger(storage, settings, timeouts)
-    try:
-        ledger.ensure_table()
-    except LedgerUnavailable as error:
-        log.warning("ledger table %s not reachable at start: %s", settings.table_name, error)
-    return ledger
-
-
-def create_ledger(storage: StorageSettings, settings: LedgerSettings) -> Ledger:
-    """The ledger the settings ask for: the Table ledger, or NullLedger when disabled."""
-    if not settings.enabled:
-        log.warning("idempotency ledger disabled: redelivered events will be exported again")
-        return NullLedger()
-    return create_table_ledger(storage, settings)

@@ -7,11 +7,13 @@ from dataclasses import replace
 
 import pytest
 
+from backend.idempotency import LedgerSettings
 from backend.processor import Processor
 from backend.shutdown import Stopper
 from backend.sinks.memory import RecordingSink
 from backend.worker import Worker, WorkerConfig
 from tests.backend.fakes import CountingQueue, FakeTime
+from tests.backend.ledgered import LEASE_S, OWNER, CountingLedger, wall_clock
 from tests.ingestion_server import ingestion_server  # noqa: F401 (a fixture)
 
 VISIBILITY_S = 10
@@ -69,3 +71,21 @@ def make_worker(
         )
 
     return build
+
+
+@pytest.fixture
+def ledger() -> CountingLedger:
+    return CountingLedger(lease_s=LEASE_S)
+
+
+@pytest.fixture
+def processor(sink: RecordingSink, ledger: CountingLedger, fake_time: FakeTime) -> Processor:
+    """A processor deduplicating through the in-memory ledger, on the fake clock."""
+    return Processor(
+        sink,
+        MAX_DEQUEUE_COUNT,
+        ledger=ledger,
+        ledger_settings=LedgerSettings(lease_s=LEASE_S, purge_interval_s=60),
+        owner=OWNER,
+        now=lambda: wall_clock(fake_time),
+    )

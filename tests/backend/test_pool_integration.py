@@ -17,6 +17,7 @@ from common.envelope import decode, utc_now
 from common.settings import StorageSettings
 from tests.backend.fakes import message_text
 from tests.backend.harness import BackendProcess, QueueProbe, wait_until
+from tests.idempotency.conftest import unique_table_name
 from tests.ingestion_server import IngestionServer
 from tests.payloads import JOB_ID, workflow_job_payload, workflow_run_payload
 
@@ -74,14 +75,20 @@ def probe(storage_settings: StorageSettings) -> Iterator[QueueProbe]:
 def start_backend(
     storage_settings: StorageSettings, ingestion_server: IngestionServer, tmp_path: Path
 ) -> Iterator[Any]:
-    """Start `python -m backend` pointed at the ingestion server; kills leftovers at the end."""
+    """Start `python -m backend` pointed at the ingestion server; kills leftovers at the end.
+
+    Every pool of one test shares a ledger table of the test's own: the tests send the same
+    events, which another test's ledger would know as exported.
+    """
     started: list[BackendProcess] = []
+    table_name = unique_table_name()
 
     def start(**variables: str) -> BackendProcess:
         settings = {
             "APPLICATIONINSIGHTS_CONNECTION_STRING": ingestion_server.connection_string,
             "WORKER_PROCESSES": "1",
             "VISIBILITY_TIMEOUT_SECONDS": "4",
+            "LEDGER_TABLE_NAME": table_name,
             **variables,
         }
         backend = BackendProcess(tmp_path, storage_settings, **settings)

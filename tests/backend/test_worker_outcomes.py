@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
 from datetime import datetime
 
 import pytest
 
-from backend.outcome import Outcome, TransientError
+from backend.outcome import Outcome
 from backend.processor import Processor
 from backend.sinks.memory import RecordingSink
 from backend.telemetry.item import TelemetryItem
@@ -129,7 +128,7 @@ def test_a_mapping_bug_leaves_the_message_for_a_later_try(
         raise KeyError("bug")
 
     queue.send(message_text(workflow_run_payload("completed")))
-    processor = Processor(sink, MAX_DEQUEUE_COUNT, mapper=broken, key_of=lambda e: e.delivery_id)
+    processor = Processor(sink, MAX_DEQUEUE_COUNT, mapper=broken)
 
     worker = make_worker(processor)
     worker.work(burst=True)
@@ -138,42 +137,3 @@ def test_a_mapping_bug_leaves_the_message_for_a_later_try(
     [stored] = queue.stored()
     assert (stored.dequeue_count, queue.dead_letters) == (1, [])
     assert queue.calls.get("release", 0) == 0  # it waits out its visibility timeout
-
-
-class FakeLedger:
-    """Records claims and marks; reports `done` keys as already exported."""
-
-    def __init__(self, done: frozenset[str] = frozenset()) -> None:
-        self.done = done
-        self.claimed: list[str] = []
-        self.marked: list[str] = []
-        self.failures_left = 0
-
-    def claim(self, keys: Sequence[str]) -> frozenset[str]:
-        if self.failures_left:
-            self.failures_left -= 1
-            raise TransientError("ledger unreachable")
-        self.claimed += keys
-        return self.done & frozenset(keys)
-
-    def mark_done(self, keys: Sequence[str]) -> None:
-        self.marked += keys
-
-
-def test_the_ledger_claims_before_export_and_marks_after_acceptance(
-    queue: CountingQueue, sink: RecordingSink, make_worker: WorkerFactory
-) -> None:
-    queue.send(message_text(workflow_run_payload("completed"), delivery_id="first"))
-    queue.send(message_text(workflow_job_payload("completed"), delivery_id="second"))
-    run_key = "workflow_run:8179265011:1:completed"
-    ledger = FakeLedger(done=frozenset({run_key}))
-    ledger.failures_left = 1
-
-    worker = make_worker(Processor(sink, MAX_DEQUEUE_COUNT, ledger=ledger))
-    worker.work(burst=True)
-
-    assert ledger.claimed == [run_key, "workflow_job:22364958377:completed"]
-    assert ledger.marked == ["workflow_job:22364958377:completed"]
-    assert sink.names == ["WorkflowJob"] + ["WorkflowStep"] * 4
-    assert worker.counts == {Outcome.DONE: 2}
-    assert len(queue) == 0
