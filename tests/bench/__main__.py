@@ -33,6 +33,12 @@ def measure(run: Run) -> list[Figure]:
     with run.fresh_queue() as target:
         log.info("frontend: full load, then %.0f%% of it", config.load_factor * 100)
         results += figures.frontend(run, target, put)
+    for pack in config.pack_sizes:
+        with run.fresh_queue() as target:
+            log.info("prototype: %d deliveries packed per queue message", pack)
+            packed = figures.put_ceiling(run, target, pack)
+            packed.ceiling, packed.ratio = put.name, packed.per_s / put.per_s
+            results.append(packed)
     for processes in config.backend_processes:
         log.info("backend with %d worker process(es) and its drain ceiling", processes)
         ceiling = figures.drain_ceiling(run, processes)

@@ -9,10 +9,16 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 # Preset sizes; `default` keeps a 2-core run under ~5 minutes, `quick` near one, `tiny` seconds.
-PRESETS: dict[str, dict[str, float | bool]] = {
+PRESETS: dict[str, dict[str, object]] = {
     "default": {"duration_s": 15.0, "depth": 3000, "e2e_deliveries": 2000},
     "quick": {"duration_s": 5.0, "depth": 1200, "e2e_deliveries": 600},
-    "tiny": {"duration_s": 1.0, "depth": 100, "e2e_deliveries": 100, "shared_azurite": True},
+    "tiny": {
+        "duration_s": 1.0,
+        "depth": 100,
+        "e2e_deliveries": 100,
+        "shared_azurite": True,
+        "pack_sizes": (),
+    },
 }
 
 
@@ -28,7 +34,7 @@ class BenchConfig:
     connections_per_worker: int = 8
     backend_processes: tuple[int, ...] = (1, 2)
     load_factor: float = 0.8
-    pack_sizes: tuple[int, ...] = ()
+    pack_sizes: tuple[int, ...] = (8,)
     shared_azurite: bool = False
     output: Path = Path("var") / "bench.json"
     preset: str = "default"

@@ -37,7 +37,10 @@ def end_to_end(run: Run) -> Figure:
                 wait_for_workers(backend, processes)
                 warm_frontend(port, 20)
                 started = time.monotonic()
-                load = http_load(run, port, "e2e", None, LOAD_LIMIT_S, count=config.e2e_deliveries)
+                first = run.indices(config.e2e_deliveries)
+                load = http_load(
+                    run, port, "e2e", None, LOAD_LIMIT_S, count=config.e2e_deliveries, first=first
+                )
                 finished = _wait_until_settled(server, expected_items)
             finally:
                 frontend.stop()
@@ -45,7 +48,7 @@ def end_to_end(run: Run) -> Figure:
     finally:
         server.stop()
     counts = payload.count_by_job(server.events())
-    lost, doubled = payload.lost_and_doubled(counts, range(config.e2e_deliveries))
+    lost, doubled = payload.lost_and_doubled(counts, range(first, first + config.e2e_deliveries))
     elapsed = finished - started
     details = latency_details(load)
     details.update(

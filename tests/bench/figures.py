@@ -6,11 +6,13 @@ import time
 from dataclasses import dataclass, field
 
 from tests.bench import payload, raw_queue
+from tests.bench.cpu import Meter, own_cpu_s, session_of_port
 from tests.bench.load import LoadPlan, LoadResult, run_plan
 from tests.bench.services import start_backend, start_frontend, wait_for_workers, warm_frontend
 from tests.bench.session import Run, Target
 from tests.ingestion_server import IngestionServer
 
+PUT_CEILING = "queue put (raw send_message)"
 # Enough indices that a closed-loop run never runs out before its time is up.
 UNBOUNDED = 10_000_000
 DRAIN_TIMEOUT_S = 120.0
@@ -57,10 +59,11 @@ def merged(results: list[LoadResult]) -> LoadResult:
     return total
 
 
-def put_ceiling(run: Run, target: Target) -> Figure:
-    config = run.config
+def put_ceiling(run: Run, target: Target, pack: int = 1) -> Figure:
     """Raw `send_message` from as many processes and threads as the frontend's load has."""
+    config = run.config
     per_process = UNBOUNDED // config.client_processes
+    base = run.indices(UNBOUNDED)
 
     def plans(start_at: float) -> list[raw_queue.PutPlan]:
         return [
@@ -68,18 +71,25 @@ def put_ceiling(run: Run, target: Target) -> Figure:
                 target.connection_string,
                 target.queue,
                 "ceiling",
-                i * per_process,
+                base + i * per_process,
                 per_process,
                 config.connections_per_worker,
                 start_at,
                 config.duration_s,
+                pack=pack,
             )
             for i in range(config.client_processes)
         ]
 
+    meter = Meter({"azurite": session_of_port(target.queue_port)}).start()
     result = merged(run.pool.run(raw_queue.put, plans))
-    rate = len(result.latencies_s) / result.elapsed_s
-    return Figure("queue put (raw send_message)", rate, details=latency_details(result))
+    messages_per_s = len(result.latencies_s) / result.elapsed_s
+    details = latency_details(result)
+    details.update(meter.per_unit(len(result.latencies_s), clients=result.cpu_s))
+    if pack == 1:
+        return Figure(PUT_CEILING, messages_per_s, details=details)
+    details["messages_per_s"] = round(messages_per_s, 1)
+    return Figure(f"prototype: {pack} deliveries/message", messages_per_s * pack, details=details)
 
 
 def http_load(
@@ -89,18 +99,20 @@ def http_load(
     rate_per_s: float | None,
     duration_s: float,
     count: int = UNBOUNDED,
+    first: int | None = None,
 ) -> LoadResult:
     """Signed deliveries from the load processes, closed loop or paced at `rate_per_s`."""
     config = run.config
     processes = config.client_processes
     per_process = count // processes
+    base = run.indices(count) if first is None else first
 
     def plans(start_at: float) -> list[LoadPlan]:
         return [
             LoadPlan(
                 port,
                 tag,
-                i * per_process,
+                base + i * per_process,
                 per_process if i < processes - 1 else count - i * per_process,
                 config.connections_per_worker,
                 start_at,
@@ -126,7 +138,10 @@ def frontend(run: Run, target: Target, put: Figure) -> list[Figure]:
     try:
         warm_frontend(port, 20)
         http_load(run, port, "warmup", None, WARMUP_S)
+        sessions = {"frontend": service.process.pid, "azurite": session_of_port(target.queue_port)}
+        meter = Meter(sessions).start()
         full = http_load(run, port, "full", None, config.duration_s)
+        full_cpu = meter.per_unit(full.statuses[202], clients=full.cpu_s)
         full_rate = full.statuses[202] / full.elapsed_s
         paced_rate = config.load_factor * full_rate
         paced = http_load(run, port, "paced", paced_rate, config.duration_s)
@@ -143,6 +158,7 @@ def frontend(run: Run, target: Target, put: Figure) -> list[Figure]:
         ),
         Figure(load_name, paced.statuses[202] / paced.elapsed_s, details=latency_details(paced)),
     ]
+    figures[0].details.update(full_cpu)
     figures[1].details["target_per_s"] = round(paced_rate, 1)
     return figures
 
@@ -152,6 +168,7 @@ def fill(run: Run, target: Target, tag: str) -> None:
     config = run.config
     processes = config.client_processes
     share = config.depth // processes
+    base = run.indices(config.depth)
 
     def plans(start_at: float) -> list[raw_queue.PutPlan]:
         return [
@@ -159,7 +176,7 @@ def fill(run: Run, target: Target, tag: str) -> None:
                 target.connection_string,
                 target.queue,
                 tag,
-                i * share,
+                base + i * share,
                 share if i < processes - 1 else config.depth - i * share,
                 config.connections_per_worker,
                 start_at,
@@ -182,10 +199,16 @@ def drain_ceiling(run: Run, processes: int) -> Figure:
                 raw_queue.DrainPlan(target.connection_string, target.queue, start_at)
             ] * processes
 
+        meter = Meter({"azurite": session_of_port(target.queue_port)}).start()
         results = run.pool.run(raw_queue.drain, plans)
-    drained = sum(r.drained for r in results)
+        drained = sum(r.drained for r in results)
+        cpu = meter.per_unit(drained, clients=sum(r.cpu_s for r in results))
     elapsed = max(r.elapsed_s for r in results)
-    details: dict[str, float | int | str] = {"messages": drained, "elapsed_s": round(elapsed, 2)}
+    details: dict[str, float | int | str] = {
+        "messages": drained,
+        "elapsed_s": round(elapsed, 2),
+        **cpu,
+    }
     return Figure(f"queue drain (raw), {processes} proc", drained / elapsed, details=details)
 
 
@@ -204,9 +227,15 @@ def backend(run: Run, processes: int, ceiling: Figure) -> Figure:
                 server.connection_string,
                 processes,
             )
+            meter = Meter(
+                {"backend": service.process.pid, "azurite": session_of_port(target.queue_port)}
+            )
             try:
                 started = wait_for_workers(service, processes)
+                meter.start()
+                bench_cpu = own_cpu_s()
                 finished = _wait_for_items(server, expected, DRAIN_TIMEOUT_S)
+                cpu = meter.per_unit(config.depth, ingestion=own_cpu_s() - bench_cpu)
             finally:
                 service.stop()
             left = raw_queue.depth(target.connection_string, target.queue)
@@ -219,6 +248,7 @@ def backend(run: Run, processes: int, ceiling: Figure) -> Figure:
         "items": len(server.accepted),
         "left_in_queue": left,
         "elapsed_s": round(elapsed, 2),
+        **cpu,
     }
     return Figure(
         f"backend drain, {processes} proc", rate, ceiling.name, rate / ceiling.per_s, details

@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from tests.bench import payload
+from tests.bench.cpu import own_cpu_s
 
 CONNECT_TIMEOUT_S = 10.0
 
@@ -41,6 +42,7 @@ class LoadResult:
     errors: int = 0
     sent_indices: list[int] = field(default_factory=list)
     elapsed_s: float = 0.0
+    cpu_s: float = 0.0  # CPU the load processes themselves spent
 
     def merge(self, other: LoadResult) -> None:
         """Add another process's result (elapsed is the longest)."""
@@ -49,6 +51,7 @@ class LoadResult:
         self.errors += other.errors
         self.sent_indices += other.sent_indices
         self.elapsed_s = max(self.elapsed_s, other.elapsed_s)
+        self.cpu_s += other.cpu_s
 
 
 class _Cursor:
@@ -118,7 +121,7 @@ def run_plan(plan: LoadPlan) -> LoadResult:
     pause = plan.start_at - time.time()
     if pause > 0:
         time.sleep(pause)
-    started = time.monotonic()
+    started, cpu_before = time.monotonic(), own_cpu_s()
     cursor = _Cursor(plan, started)
     threads = [
         threading.Thread(target=_connection_loop, args=(plan, cursor, result, lock), daemon=True)
@@ -129,4 +132,5 @@ def run_plan(plan: LoadPlan) -> LoadResult:
     for thread in threads:
         thread.join()
     result.elapsed_s = time.monotonic() - started
+    result.cpu_s = own_cpu_s() - cpu_before
     return result

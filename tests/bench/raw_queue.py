@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from azure.storage.queue import QueueClient
 
 from tests.bench import payload
+from tests.bench.cpu import own_cpu_s
 from tests.bench.load import LoadResult
 
 VISIBILITY_TIMEOUT_S = 300
@@ -30,6 +32,7 @@ class PutPlan:
     start_at: float
     duration_s: float
     distinct: bool = False  # one envelope per index (to fill a queue) or a cycle of CYCLE
+    pack: int = 1  # deliveries per message: the packing prototype when more than one
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class DrainResult:
 
     drained: int
     elapsed_s: float
+    cpu_s: float
 
 
 def _client(connection_string: str, queue_name: str) -> QueueClient:
@@ -65,12 +69,22 @@ def depth(connection_string: str, queue_name: str) -> int:
         return int(client.get_queue_properties().approximate_message_count or 0)
 
 
+def packed(envelopes: list[str]) -> str:
+    """The prototype's message holding several envelopes: a JSON array of their texts.
+
+    Only for measuring what packing would buy; the product sends one envelope per message.
+    """
+    return json.dumps(envelopes, separators=(",", ":"))
+
+
 def put(plan: PutPlan) -> LoadResult:
     """Send the plan's messages from `threads` threads sharing one client, as a frontend does."""
     if plan.distinct:
         texts = [payload.envelope_text(plan.tag, plan.first + i) for i in range(plan.count)]
     else:
         texts = [payload.envelope_text(plan.tag, plan.first + i) for i in range(CYCLE)]
+    if plan.pack > 1:
+        texts = [packed(texts[i : i + plan.pack]) for i in range(0, len(texts), plan.pack)]
     client = _client(plan.connection_string, plan.queue_name)
     result = LoadResult()
     lock = threading.Lock()
@@ -93,7 +107,7 @@ def put(plan: PutPlan) -> LoadResult:
     pause = plan.start_at - time.time()
     if pause > 0:
         time.sleep(pause)
-    started = time.monotonic()
+    started, cpu_before = time.monotonic(), own_cpu_s()
     deadline = started + plan.duration_s
     threads = [threading.Thread(target=sender, daemon=True) for _ in range(plan.threads)]
     for thread in threads:
@@ -101,6 +115,7 @@ def put(plan: PutPlan) -> LoadResult:
     for thread in threads:
         thread.join()
     result.elapsed_s = time.monotonic() - started
+    result.cpu_s = own_cpu_s() - cpu_before
     client.close()
     return result
 
@@ -111,7 +126,7 @@ def drain(plan: DrainPlan) -> DrainResult:
     pause = plan.start_at - time.time()
     if pause > 0:
         time.sleep(pause)
-    started = time.monotonic()
+    started, cpu_before = time.monotonic(), own_cpu_s()
     drained = 0
     while True:
         pages = client.receive_messages(
@@ -127,4 +142,4 @@ def drain(plan: DrainPlan) -> DrainResult:
         drained += len(batch)
     elapsed = time.monotonic() - started
     client.close()
-    return DrainResult(drained, elapsed)
+    return DrainResult(drained, elapsed, own_cpu_s() - cpu_before)

@@ -21,6 +21,12 @@ class Target:
     connection_string: str
     queue: str
 
+    @property
+    def queue_port(self) -> int:
+        """The emulator's queue port, read from the connection string."""
+        endpoint = self.connection_string.split("QueueEndpoint=", 1)[1]
+        return int(endpoint.split(":")[2].split("/")[0])
+
 
 @dataclass
 class Run:
@@ -31,6 +37,16 @@ class Run:
     workdir: Path
     _shared: Azurite | None = None
     _names: Iterator[int] = field(default_factory=itertools.count)
+    _next_index: int = 0
+
+    def indices(self, count: int) -> int:
+        """The first of `count` delivery indices no other figure of this run uses.
+
+        Every figure needs deliveries of its own: with the idempotency ledger in the path, a
+        job id seen before is skipped as already exported.
+        """
+        first, self._next_index = self._next_index, self._next_index + count
+        return first
 
     @contextmanager
     def fresh_queue(self) -> Iterator[Target]:
