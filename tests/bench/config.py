@@ -10,7 +10,7 @@ from pathlib import Path
 
 # Preset sizes; `default` keeps a 2-core run under ~5 minutes, `quick` near one, `tiny` seconds.
 PRESETS: dict[str, dict[str, object]] = {
-    "default": {"duration_s": 15.0, "depth": 3000, "e2e_deliveries": 2000},
+    "default": {"duration_s": 15.0, "depth": 1500, "e2e_deliveries": 1500},
     "quick": {"duration_s": 5.0, "depth": 1200, "e2e_deliveries": 600},
     "tiny": {
         "duration_s": 1.0,
@@ -27,8 +27,8 @@ class BenchConfig:
     """Every size of one run; each field is also `BENCH_<FIELD>` in the environment."""
 
     duration_s: float = 15.0
-    depth: int = 3000
-    e2e_deliveries: int = 2000
+    depth: int = 1500
+    e2e_deliveries: int = 1500
     frontend_workers: int = 2
     frontend_threads: int = 8
     connections_per_worker: int = 8
