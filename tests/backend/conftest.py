@@ -12,9 +12,11 @@ from backend.processor import Processor
 from backend.shutdown import Stopper
 from backend.sinks.memory import RecordingSink
 from backend.worker import Worker, WorkerConfig
+from tests.backend.dedupe import pool  # noqa: F401 (a fixture)
 from tests.backend.fakes import CountingQueue, FakeTime
 from tests.backend.ledgered import LEASE_S, OWNER, CountingLedger, wall_clock
 from tests.ingestion_server import ingestion_server  # noqa: F401 (a fixture)
+from tests.tcp_proxy import make_proxy  # noqa: F401 (a fixture)
 
 VISIBILITY_S = 10
 MAX_DEQUEUE_COUNT = 5
