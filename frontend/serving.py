@@ -17,6 +17,8 @@ SERVICE = "frontend"
 # The frontend waits on the queue, not the CPU: a few processes with several threads each.
 DEFAULT_WORKERS = 2
 DEFAULT_THREADS = 8
+# Requests that `frontend.views` already logs in one line with everything the access line has.
+DELIVERY_LOGGED = frozenset({("POST", "/webhook")})
 
 
 @dataclass(frozen=True)
@@ -67,10 +69,10 @@ class JsonGunicornLogger(Logger):  # type: ignore[misc]
         self, resp: Any, req: Any, environ: Mapping[str, Any], request_time: datetime.timedelta
     ) -> None:
         """Log one request: method, path, status, bytes sent, duration and client."""
-        if not self.access_log_enabled:
-            return
         method = str(environ.get("REQUEST_METHOD", "-"))
         path = str(environ.get("PATH_INFO", "-"))
+        if not self.access_log_enabled or (method, path) in DELIVERY_LOGGED:
+            return
         status = int(str(resp.status).split(None, 1)[0])
         self.access_log.log(
             logging.INFO,
