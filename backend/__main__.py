@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from backend.idempotency.ledger import load_ledger_settings
 from backend.process import EXIT_CONFIG
 from backend.sinks import disable_statsbeat_by_default
 from common.logs import configure_logging
@@ -18,8 +19,11 @@ def main() -> int:
     configure_logging("backend")
     # Workers inherit the environment: opencensus's usage reporting stays off unless chosen.
     disable_statsbeat_by_default()
+    env = environment()
     try:
-        settings = load_backend_settings(environment())
+        settings = load_backend_settings(env)
+        # Checked here too so a bad ledger value stops the pool before any worker starts.
+        load_ledger_settings(env)
     except SettingsError as error:
         log.error("backend cannot start: %s", error)
         return EXIT_CONFIG

@@ -47,3 +47,26 @@ def test_health_command_exit_codes(tmp_path: Path) -> None:
 
     assert (missing.returncode, fresh.returncode, stale.returncode) == (1, 0, 1)
     assert "missing or older than 60 s" in stale.stdout
+
+
+def test_a_bad_ledger_setting_stops_the_backend_before_any_worker_starts(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "AZURE_STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true",
+        "BACKEND_VISIBILITY_TIMEOUT_SECONDS": "60",
+        "BACKEND_LEDGER_LEASE_SECONDS": "30",
+        "BACKEND_HEARTBEAT_FILE": str(tmp_path / "hb"),
+    }
+
+    result = subprocess.run(
+        [sys.executable, "-m", "backend"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 78
+    assert "LEDGER_LEASE_SECONDS (30) must be at least" in result.stderr
+    assert "worker" not in result.stderr
+    assert not (tmp_path / "hb").exists()
