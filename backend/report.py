@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backend.telemetry.results import result_of
+
 VERDICTS = frozenset({"success", "failure", "timeout", "error"})
 
 
@@ -83,20 +85,6 @@ class JobFact:
     duration_s: float
     group: str = ""
     self_hosted: bool = False
-
-
-# GitHub's conclusions as the telemetry's `result` vocabulary, for the demo's own bookkeeping.
-RESULTS = {
-    "success": "success",
-    "neutral": "success",
-    "failure": "failure",
-    "action_required": "failure",
-    "stale": "failure",
-    "cancelled": "cancellation",
-    "skipped": "skip",
-    "timed_out": "timeout",
-    "startup_failure": "error",
-}
 
 
 def summarize(runs: Iterable[RunFact], jobs: Iterable[JobFact]) -> Summary:
@@ -174,14 +162,14 @@ def summarize_items(items: Iterable[Mapping[str, Any]]) -> Summary:
 def summarize_expected(expected: Any) -> Summary:
     """Summarize the demo's own bookkeeping (`common.demo.Expected`) with the same rules."""
     runs = [
-        RunFact(run["workflow"], RESULTS.get(run["conclusion"], ""), run["duration_s"])
+        RunFact(run["workflow"], result_of(run["conclusion"]), run["duration_s"])
         for run in expected.runs
     ]
     jobs = [
         JobFact(
             job["labels"],
             job["runner"],
-            RESULTS.get(job["conclusion"], ""),
+            result_of(job["conclusion"]),
             job["queue_s"],
             job["duration_s"],
             job["group"],

@@ -17,7 +17,6 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -384,17 +383,14 @@ def send_all(scenario: Scenario, url: str, secret: str, concurrency: int = 8) ->
     return statuses
 
 
-def _sink_items(path: Path, run_ids: set[str]) -> Iterator[dict[str, Any]]:
-    if not path.exists():
-        return
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if str(item.get("properties", {}).get("workflow_run_id")) in run_ids:
-                yield item
+def _sink_items(path: Path, run_ids: set[str]) -> list[dict[str, Any]]:
+    from backend.report import read_items
+
+    return [
+        item
+        for item in read_items(path)
+        if str(item.get("properties", {}).get("workflow_run_id")) in run_ids
+    ]
 
 
 def wait_for_sink(path: Path, scenario: Scenario, timeout_s: float) -> list[dict[str, Any]]:
@@ -403,7 +399,7 @@ def wait_for_sink(path: Path, scenario: Scenario, timeout_s: float) -> list[dict
     deadline = time.monotonic() + timeout_s
     items: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        items = list(_sink_items(path, scenario.run_ids))
+        items = _sink_items(path, scenario.run_ids)
         done = sum(1 for item in items if item.get("name") in {"WorkflowRun", "WorkflowJob"})
         if done >= wanted:
             return items

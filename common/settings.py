@@ -76,7 +76,7 @@ def environment(dotenv: Path | None = Path(".env")) -> dict[str, str]:
     return merged
 
 
-def _lookup(env: Mapping[str, str], name: str, prefix: str) -> str | None:
+def lookup(env: Mapping[str, str], name: str, prefix: str) -> str | None:
     """Read `prefix + name` first, then `name`; empty strings count as unset."""
     for key in (f"{prefix}{name}", name) if prefix else (name,):
         value = env.get(key, "").strip()
@@ -85,10 +85,8 @@ def _lookup(env: Mapping[str, str], name: str, prefix: str) -> str | None:
     return None
 
 
-def _number(
-    env: Mapping[str, str], name: str, prefix: str, default: float, minimum: float
-) -> float:
-    raw = _lookup(env, name, prefix)
+def number(env: Mapping[str, str], name: str, prefix: str, default: float, minimum: float) -> float:
+    raw = lookup(env, name, prefix)
     if raw is None:
         return default
     try:
@@ -100,11 +98,23 @@ def _number(
     return value
 
 
-def _integer(env: Mapping[str, str], name: str, prefix: str, default: int, minimum: int) -> int:
-    value = _number(env, name, prefix, default, minimum)
+def integer(env: Mapping[str, str], name: str, prefix: str, default: int, minimum: int) -> int:
+    value = number(env, name, prefix, default, minimum)
     if value != int(value):
         raise SettingsError(f"{prefix}{name} must be a whole number, got {value:g}")
     return int(value)
+
+
+def flag(env: Mapping[str, str], name: str, prefix: str, default: bool) -> bool:
+    """Read a true/false setting (`true/false`, `yes/no`, `on/off`, `1/0`)."""
+    raw = lookup(env, name, prefix)
+    if raw is None:
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{prefix}{name} must be true or false, got {raw!r}")
 
 
 def _check_connection_string(value: str, name: str) -> None:
@@ -119,16 +129,16 @@ def _check_connection_string(value: str, name: str) -> None:
 
 def load_storage_settings(env: Mapping[str, str], prefix: str = "") -> StorageSettings:
     """Queue location; a connection string wins over an account name."""
-    connection_string = _lookup(env, "AZURE_STORAGE_CONNECTION_STRING", prefix)
+    connection_string = lookup(env, "AZURE_STORAGE_CONNECTION_STRING", prefix)
     if connection_string is not None:
         _check_connection_string(connection_string, f"{prefix}AZURE_STORAGE_CONNECTION_STRING")
-    account_name = _lookup(env, "AZURE_STORAGE_ACCOUNT_NAME", prefix)
+    account_name = lookup(env, "AZURE_STORAGE_ACCOUNT_NAME", prefix)
     if connection_string is None and account_name is None:
         raise SettingsError(
             f"set {prefix}AZURE_STORAGE_CONNECTION_STRING (Azurite, account keys) or "
             f"{prefix}AZURE_STORAGE_ACCOUNT_NAME (managed identity via DefaultAzureCredential)"
         )
-    queue_name = _lookup(env, "AZURE_STORAGE_QUEUE_NAME", prefix) or DEFAULT_QUEUE_NAME
+    queue_name = lookup(env, "AZURE_STORAGE_QUEUE_NAME", prefix) or DEFAULT_QUEUE_NAME
     return StorageSettings(connection_string, account_name, queue_name)
 
 
@@ -142,8 +152,8 @@ def load_frontend_settings(env: Mapping[str, str]) -> FrontendSettings:
             "webhook (several secrets, comma-separated, are all accepted during a rotation)"
         )
     return FrontendSettings(
-        host=_lookup(env, "HOST", "") or "0.0.0.0",
-        port=_integer(env, "PORT", "", 8080, 1),
+        host=lookup(env, "HOST", "") or "0.0.0.0",
+        port=integer(env, "PORT", "", 8080, 1),
         webhook_secrets=secrets,
         storage=load_storage_settings(env),
     )
@@ -154,13 +164,13 @@ def load_backend_settings(env: Mapping[str, str]) -> BackendSettings:
     prefix = "BACKEND_"
     return BackendSettings(
         storage=load_storage_settings(env, prefix),
-        appinsights_connection_string=_lookup(env, "APPLICATIONINSIGHTS_CONNECTION_STRING", prefix),
-        poll_interval_s=_number(env, "POLL_INTERVAL_SECONDS", prefix, 5.0, 0.0),
-        max_messages_per_batch=min(_integer(env, "MAX_MESSAGES_PER_BATCH", prefix, 32, 1), 32),
-        visibility_timeout_s=_integer(env, "VISIBILITY_TIMEOUT_SECONDS", prefix, 300, 1),
-        worker_processes=_integer(env, "WORKER_PROCESSES", prefix, os.cpu_count() or 1, 1),
-        max_dequeue_count=_integer(env, "MAX_DEQUEUE_COUNT", prefix, 5, 1),
+        appinsights_connection_string=lookup(env, "APPLICATIONINSIGHTS_CONNECTION_STRING", prefix),
+        poll_interval_s=number(env, "POLL_INTERVAL_SECONDS", prefix, 5.0, 0.0),
+        max_messages_per_batch=min(integer(env, "MAX_MESSAGES_PER_BATCH", prefix, 32, 1), 32),
+        visibility_timeout_s=integer(env, "VISIBILITY_TIMEOUT_SECONDS", prefix, 300, 1),
+        worker_processes=integer(env, "WORKER_PROCESSES", prefix, os.cpu_count() or 1, 1),
+        max_dequeue_count=integer(env, "MAX_DEQUEUE_COUNT", prefix, 5, 1),
         telemetry_file=Path(
-            _lookup(env, "TELEMETRY_FILE", prefix) or str(Path("var") / "telemetry.jsonl")
+            lookup(env, "TELEMETRY_FILE", prefix) or str(Path("var") / "telemetry.jsonl")
         ),
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from common.settings import SettingsError
+from common.settings import SettingsError, flag, integer, lookup, number
 
 COMPLETED_ACTION = "completed"
 DEFAULT_TABLE_NAME = "githubtelemetryledger"
@@ -216,55 +216,18 @@ def purge_if_due(ledger: Ledger, settings: LedgerSettings, now: datetime) -> int
     return ledger.purge(now - settings.retention)
 
 
-def _lookup(env: Mapping[str, str], name: str) -> str | None:
-    for key in (f"{_PREFIX}{name}", name):
-        value = env.get(key, "").strip()
-        if value:
-            return value
-    return None
-
-
-def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
-    raw = _lookup(env, name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{_PREFIX}{name} must be a number, got {raw!r}") from None
-    if value < minimum:
-        raise SettingsError(f"{_PREFIX}{name} must be at least {minimum:g}, got {raw!r}")
-    return value
-
-
-def _integer(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
-    value = _number(env, name, default, minimum)
-    if value != int(value):
-        raise SettingsError(f"{_PREFIX}{name} must be a whole number, got {value:g}")
-    return int(value)
-
-
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = _lookup(env, name)
-    if raw is None:
-        return default
-    if raw.lower() in {"1", "true", "yes", "on"}:
-        return True
-    if raw.lower() in {"0", "false", "no", "off"}:
-        return False
-    raise SettingsError(f"{_PREFIX}{name} must be true or false, got {raw!r}")
-
-
 def load_ledger_settings(env: Mapping[str, str]) -> LedgerSettings:
     """Ledger settings; each `BACKEND_`-prefixed name wins over the unprefixed one."""
-    table_name = _lookup(env, "LEDGER_TABLE_NAME") or DEFAULT_TABLE_NAME
+    table_name = lookup(env, "LEDGER_TABLE_NAME", _PREFIX) or DEFAULT_TABLE_NAME
     if not _TABLE_NAME.match(table_name) or table_name.lower() == "tables":
         raise SettingsError(
             f"{_PREFIX}LEDGER_TABLE_NAME must be 3-63 letters or digits starting with a letter, "
             f"got {table_name!r}"
         )
-    visibility_s = _integer(env, "VISIBILITY_TIMEOUT_SECONDS", DEFAULT_VISIBILITY_TIMEOUT_S, 1)
-    lease_s = _integer(env, "LEDGER_LEASE_SECONDS", 2 * visibility_s, 1)
+    visibility_s = integer(
+        env, "VISIBILITY_TIMEOUT_SECONDS", _PREFIX, DEFAULT_VISIBILITY_TIMEOUT_S, 1
+    )
+    lease_s = integer(env, "LEDGER_LEASE_SECONDS", _PREFIX, 2 * visibility_s, 1)
     if lease_s < visibility_s:
         # A claim must outlive the message's invisibility, or a redelivered copy of an event
         # could be claimed while the first worker is still exporting it.
@@ -272,13 +235,15 @@ def load_ledger_settings(env: Mapping[str, str]) -> LedgerSettings:
             f"{_PREFIX}LEDGER_LEASE_SECONDS ({lease_s}) must be at least "
             f"{_PREFIX}VISIBILITY_TIMEOUT_SECONDS ({visibility_s})"
         )
-    retention_h = _number(env, "LEDGER_RETENTION_HOURS", DEFAULT_RETENTION_H, MIN_RETENTION_H)
+    retention_h = number(
+        env, "LEDGER_RETENTION_HOURS", _PREFIX, DEFAULT_RETENTION_H, MIN_RETENTION_H
+    )
     return LedgerSettings(
-        enabled=_flag(env, "LEDGER_ENABLED", True),
+        enabled=flag(env, "LEDGER_ENABLED", _PREFIX, True),
         table_name=table_name,
         lease_s=lease_s,
         retention_h=retention_h,
-        purge_interval_s=_integer(
-            env, "LEDGER_PURGE_INTERVAL_SECONDS", DEFAULT_PURGE_INTERVAL_S, 60
+        purge_interval_s=integer(
+            env, "LEDGER_PURGE_INTERVAL_SECONDS", _PREFIX, DEFAULT_PURGE_INTERVAL_S, 60
         ),
     )
