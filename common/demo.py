@@ -410,7 +410,7 @@ def wait_for_sink(path: Path, scenario: Scenario, timeout_s: float) -> list[dict
 def main(argv: list[str] | None = None) -> int:
     """Send the demo day to a frontend and print the summary of what arrived."""
     from backend.report import format_report, summarize_expected, summarize_items  # noqa: I001
-    from common.devstack import local_secret
+    from common.devstack import local_secret, var_dir
     from common.settings import environment
 
     parser = argparse.ArgumentParser(description=__doc__)
@@ -421,7 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the sink")
     args = parser.parse_args(argv)
     env = environment()
-    secret = env.get("GITHUB_WEBHOOK_SECRET", "").split(",")[0].strip() or local_secret()
+    secret = env.get("GITHUB_WEBHOOK_SECRET", "").split(",")[0].strip() or local_secret(
+        var_dir(env) / "webhook-secret"
+    )
     sink = args.telemetry_file or Path(
         env.get("BACKEND_TELEMETRY_FILE") or env.get("TELEMETRY_FILE") or "var/telemetry.jsonl"
     )

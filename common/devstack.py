@@ -19,13 +19,18 @@ from types import FrameType
 from common.azurite import PROJECT_ROOT, Azurite
 from common.settings import environment
 
-VAR = PROJECT_ROOT / "var"
-SECRET_FILE = VAR / "webhook-secret"
 STOP_TIMEOUT_S = 30.0
 
 
-def local_secret(path: Path = SECRET_FILE) -> str:
+def var_dir(env: dict[str, str]) -> Path:
+    """Where the local stack keeps its state: `DEVSTACK_VAR_DIR`, else `var/` in the checkout."""
+    return Path(env.get("DEVSTACK_VAR_DIR") or PROJECT_ROOT / "var")
+
+
+def local_secret(path: Path | None = None) -> str:
     """The local webhook secret: generated once, kept in `var/` (mode 0600), never a constant."""
+    if path is None:
+        path = var_dir(dict(os.environ)) / "webhook-secret"
     if path.exists():
         stored = path.read_text(encoding="utf-8").strip()
         if stored:
@@ -70,13 +75,14 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     azurite: Azurite | None = None
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    state = var_dir(env)
     try:
         if not _has_storage(env):
-            azurite = Azurite(workspace=VAR / "azurite").start()
+            azurite = Azurite(workspace=state / "azurite").start()
             env["AZURE_STORAGE_CONNECTION_STRING"] = azurite.connection_string
-            print(f"Azurite: queue on 127.0.0.1:{azurite.queue_port} (data in var/azurite)")
+            print(f"Azurite: queue on 127.0.0.1:{azurite.queue_port} (data in {state / 'azurite'})")
         if not env.get("GITHUB_WEBHOOK_SECRET"):
-            env["GITHUB_WEBHOOK_SECRET"] = local_secret()
+            env["GITHUB_WEBHOOK_SECRET"] = local_secret(state / "webhook-secret")
         env.setdefault("PORT", "8080")
         env.setdefault("HOST", "127.0.0.1")
         env.setdefault("PYTHONUNBUFFERED", "1")
