@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from backend.idempotency import ClaimStatus, Ledger, LedgerSettings, LedgerUnavailable, NullLedger
@@ -18,10 +17,11 @@ from backend.idempotency import owner_id as new_owner_id
 from backend.idempotency import purge_if_due as purge_ledger_if_due
 from backend.idempotency.ledger import check_key, entity_of
 from backend.outcome import Outcome, TransientError, Verdict
+from backend.parcel import Job, Parcel
 from backend.sinks.base import ExportResult, TelemetrySink
 from backend.telemetry.item import TelemetryItem
 from backend.telemetry.mapping import MappingError
-from common.envelope import Envelope, EnvelopeError, decode, utc_now
+from common.envelope import Envelope, EnvelopeError, decode_members, utc_now
 from common.queue import QueueMessage
 
 log = logging.getLogger(__name__)
@@ -34,30 +34,6 @@ PURGE_RETRY_S = 60.0
 
 class LedgerDown(TransientError):
     """The ledger is unreachable: the batch is held exactly as through a sink outage."""
-
-
-@dataclass
-class Job:
-    """One message in hand and how far its handling got."""
-
-    message: QueueMessage
-    envelope: Envelope | None = None
-    key: str = ""
-    items: list[TelemetryItem] = field(default_factory=list)
-    pending: list[int] = field(default_factory=list)
-    rejections: list[str] = field(default_factory=list)
-    overdelivered: bool = False  # received more than MAX_DEQUEUE_COUNT times
-    claimed: bool = False  # this worker holds the key's claim in the ledger
-    exported: bool = False  # every item accepted; the ledger's `complete` is still due
-    primary: Job | None = None  # another copy of the same event in this batch carries it
-    hide_for_s: int | None = None  # keep the message invisible this long instead of releasing
-    verdict: Verdict | None = None
-    settled: bool = False
-
-    @property
-    def delivery_id(self) -> str:
-        """The GitHub delivery id once the envelope decoded, else empty."""
-        return self.envelope.delivery_id if self.envelope is not None else ""
 
 
 def default_mapping() -> tuple[Mapper, KeyFunction]:
@@ -100,29 +76,50 @@ class Processor:
         self._now = now
         self._next_purge_check: datetime | None = None
 
+    def unpack(self, message: QueueMessage) -> Parcel:
+        """Decode a message into one job per envelope and triage each.
+
+        An unreadable message is one job, poisoned whole. An invalid member of a pack is a
+        job poisoned alone; the pack's other members go on.
+        """
+        parcel = Parcel(message)
+        overdelivered = message.dequeue_count > self.max_dequeue_count
+        try:
+            members = decode_members(message.content)
+        except EnvelopeError as error:
+            parcel.jobs = [Job(parcel, verdict=Verdict(Outcome.POISON, _named(error)))]
+            return parcel
+        except Exception as error:
+            job = Job(parcel, overdelivered=overdelivered)
+            parcel.jobs = [job]
+            job.verdict = self._unexpected(job, error)
+            return parcel
+        for member in members:
+            job = Job(parcel, member if member.count > 1 else None, member.envelope)
+            parcel.jobs.append(job)
+            job.overdelivered = overdelivered
+            if member.error is not None:
+                job.verdict = Verdict(Outcome.POISON, _named(member.error))
+            else:
+                self.triage(job)
+        return parcel
+
     def triage(self, job: Job) -> None:
-        """Decode the message and compute its key; map it unless it was received too often.
+        """Compute the decoded envelope's key; map it unless its message was received too often.
 
         A message over MAX_DEQUEUE_COUNT is not mapped (mapping may be what keeps failing);
         it is claimed like any other so a copy of an exported event is deleted, not poisoned.
         """
-        message = job.message
-        job.overdelivered = message.dequeue_count > self.max_dequeue_count
+        assert job.envelope is not None
         try:
-            job.envelope = decode(message.content)
             job.key = check_key(self._key_of(job.envelope))
             if not job.overdelivered:
                 job.items = list(self._mapper(job.envelope, self._now()))
         except (EnvelopeError, MappingError, ValueError) as error:
-            job.verdict = Verdict(Outcome.POISON, f"{type(error).__name__}: {error}")
+            job.verdict = Verdict(Outcome.POISON, _named(error))
             return
         except Exception as error:
-            if job.overdelivered:
-                job.verdict = self._overdelivered(job)
-                return
-            # A bug, not bad input: leave the message; its dequeue count ends it in poison.
-            log.exception("message %s: mapping failed unexpectedly", message.id)
-            job.verdict = Verdict(Outcome.RETRY, f"mapping raised {type(error).__name__}")
+            job.verdict = self._unexpected(job, error)
             return
         if not job.items and not job.overdelivered:
             envelope = job.envelope
@@ -234,6 +231,13 @@ class Processor:
             )
             job.verdict = Verdict(Outcome.RETRY, reason)
 
+    def _unexpected(self, job: Job, error: Exception) -> Verdict:
+        if job.overdelivered:
+            return self._overdelivered(job)
+        # A bug, not bad input: leave the message; its dequeue count ends it in poison.
+        log.exception("message %s: mapping failed unexpectedly", job.label)
+        return Verdict(Outcome.RETRY, f"mapping raised {type(error).__name__}")
+
     def _overdelivered(self, job: Job) -> Verdict:
         return Verdict(
             Outcome.POISON,
@@ -258,7 +262,7 @@ class Processor:
             reason = settled[position]
             if reason is not None:
                 item = job.items[index]
-                log.warning("message %s: item %s rejected: %s", job.message.id, item.name, reason)
+                log.warning("message %s: item %s rejected: %s", job.label, item.name, reason)
                 job.rejections.append(f"{item.name}: {reason}")
         return result
 
@@ -285,7 +289,7 @@ class Processor:
                 log.warning(
                     "message %s: event %s was taken over by another worker after this one's "
                     "claim expired; its telemetry may be duplicated",
-                    job.message.id,
+                    job.label,
                     job.key,
                 )
                 reason += "; the ledger refused the completion (possible duplicate)"
@@ -313,6 +317,9 @@ class Processor:
             job.hide_for_s = primary.hide_for_s
             job.verdict = Verdict(
                 primary.verdict.outcome,
-                f"same event as message {primary.message.id} in this batch: "
-                f"{primary.verdict.reason}",
+                f"same event as message {primary.label} in this batch: {primary.verdict.reason}",
             )
+
+
+def _named(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"

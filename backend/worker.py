@@ -11,12 +11,23 @@ from dataclasses import dataclass
 
 from backend.backoff import Backoff
 from backend.outcome import Outcome, TransientError, Verdict
-from backend.processor import Job, LedgerDown, Processor
+from backend.parcel import Action, Job, Parcel, Settlement, settlement
+from backend.processor import LedgerDown, Processor
 from backend.shutdown import StopNow, Stopper
-from common.queue import MessageGone, MessageQueue, QueueError, QueueMessage, QueueUnavailable
+from common.envelope import utc_now
+from common.queue import (
+    MessageGone,
+    MessageQueue,
+    QueueError,
+    QueueMessage,
+    QueueUnavailable,
+    poison_record,
+)
 from common.settings import BackendSettings
 
 log = logging.getLogger(__name__)
+
+UNDECIDED = Verdict(Outcome.RETRY, "not decided before stopping")
 
 
 @dataclass(frozen=True)
@@ -138,23 +149,22 @@ class Worker:
         self._sleep(self.config.poll_interval_s)
 
     def process_batch(self, messages: Sequence[QueueMessage]) -> None:
-        """Decide every message of the batch and settle each one, whatever happens."""
+        """Decide every envelope of the batch and settle each message, whatever happens."""
         self._extended_at = self._clock()
-        jobs = [Job(message) for message in messages]
+        parcels: list[Parcel] = []
         forced = False
         try:
-            for job in jobs:
-                self.processor.triage(job)
-            self.export_until_decided(jobs)
+            parcels += [self.processor.unpack(message) for message in messages]
+            self.export_until_decided(parcels)
         except StopNow:
             forced = True
             raise
         finally:
             release = self.stopper.requested and not forced
-            for job in jobs:
-                self.settle(job, touch_queue=not forced, release=release)
+            for parcel in parcels:
+                self.settle(parcel, touch_queue=not forced, release=release)
 
-    def export_until_decided(self, jobs: list[Job]) -> None:
+    def export_until_decided(self, parcels: list[Parcel]) -> None:
         """Advance the jobs until each has a verdict, holding the batch through an outage.
 
         While the sink or ledger fails no new batch is received (each receive would count
@@ -162,8 +172,9 @@ class Worker:
         """
         backoff = Backoff(self.config.sink_backoff_initial_s, self.config.sink_backoff_cap_s)
         failing = ""  # "sink" or "ledger": what the current hold waits for
+        jobs = [job for parcel in parcels for job in parcel.jobs]
         while True:
-            self.keep_alive(jobs)
+            self.keep_alive(parcels)
             try:
                 self.processor.advance(jobs)
             except TransientError as error:
@@ -186,19 +197,19 @@ class Worker:
                     what,
                     detail,
                     len(held),
-                    ", ".join(job.message.id for job in held),
+                    ", ".join(job.label for job in held),
                 )
                 failing = cause
-            for job in jobs:
-                if job.verdict is not None:
-                    self.settle(job)
-            if self.sleep_keeping_alive(backoff.next_delay_s(hint or 0.0), held):
+            for parcel in parcels:
+                if parcel.decided:
+                    self.settle(parcel)
+            if self.sleep_keeping_alive(backoff.next_delay_s(hint or 0.0), parcels):
                 log.info("stop requested while holding %d messages: releasing them", len(held))
                 self.processor.release(held)
                 return
 
-    def sleep_keeping_alive(self, seconds: float, jobs: list[Job]) -> bool:
-        """Sleep `seconds`, waking to extend the jobs' visibility in time; True if stopping."""
+    def sleep_keeping_alive(self, seconds: float, parcels: list[Parcel]) -> bool:
+        """Sleep `seconds`, waking to extend the messages' visibility in time; True if stopping."""
         deadline = self._clock() + seconds
         while True:
             remaining = deadline - self._clock()
@@ -207,73 +218,97 @@ class Worker:
             next_extension = self._extended_at + self.config.extend_after_s - self._clock()
             if self._sleep(max(min(remaining, next_extension), 0.0)):
                 return True
-            self.keep_alive(jobs)
+            self.keep_alive(parcels)
 
-    def keep_alive(self, jobs: Sequence[Job]) -> None:
-        """Extend the visibility of unsettled jobs once half the timeout has passed."""
+    def keep_alive(self, parcels: Sequence[Parcel]) -> None:
+        """Extend the visibility of unsettled messages once half the timeout has passed."""
         if self._clock() - self._extended_at < self.config.extend_after_s:
             return
         self._extended_at = self._clock()
-        for job in jobs:
-            if job.settled:
+        for parcel in parcels:
+            if parcel.settled:
                 continue
+            message = parcel.message
             try:
-                job.message = self.queue.extend(job.message, self.config.visibility_timeout_s)
+                parcel.message = self.queue.extend(message, self.config.visibility_timeout_s)
             except MessageGone:
-                log.warning("message %s: lease lost before it could be extended", job.message.id)
+                log.warning("message %s: lease lost before it could be extended", message.id)
             except QueueError as error:
-                log.warning("message %s: could not extend visibility: %s", job.message.id, error)
+                log.warning("message %s: could not extend visibility: %s", message.id, error)
 
-    def settle(self, job: Job, touch_queue: bool = True, release: bool = False) -> None:
-        """Apply the job's verdict to its message once: delete, dead-letter, or leave/release."""
-        if job.settled:
+    def settle(self, parcel: Parcel, touch_queue: bool = True, release: bool = False) -> None:
+        """Apply the verdicts to the message once: delete, dead-letter, hide, release or leave.
+
+        Only a message held through an outage is released; a mapping failure waits out its
+        visibility timeout so a bug does not spin.
+        """
+        if parcel.settled:
             return
-        job.settled = True
-        # Only a message held through an outage is released; a mapping failure waits out its
-        # visibility timeout so a bug does not spin.
-        release = release and job.verdict is None
-        verdict = job.verdict or Verdict(Outcome.RETRY, "not decided before stopping")
-        message = job.message
-        self.counts[verdict.outcome] += 1
-        fields = {
-            "message_id": message.id,
-            "delivery_id": job.delivery_id,
-            "outcome": verdict.outcome.value,
-            "dequeue_count": message.dequeue_count,
-        }
+        parcel.settled = True
+        plan = settlement(parcel, stopping=release)
+        message = parcel.message
+        for job in parcel.jobs:
+            self.counts[(job.verdict or UNDECIDED).outcome] += 1
+        fields = {"message_id": message.id, "action": plan.action.value}
         try:
-            if not touch_queue:
-                pass
-            elif verdict.outcome is Outcome.DONE:
-                self.queue.delete(message)
-            elif verdict.outcome is Outcome.POISON:
-                self.queue.dead_letter(message, verdict.reason)
-            elif job.hide_for_s is not None:
-                # Another worker holds the event: keep this copy out of sight until that
-                # claim can have expired, so it neither spins nor climbs towards poison.
-                job.message = self.queue.extend(message, job.hide_for_s)
-            elif release:
-                self.queue.release(message)
+            if touch_queue:
+                self._apply(parcel, plan)
         except MessageGone:
             log.warning(
                 "message %s: %s, but its lease had expired (another worker may process it again)",
                 message.id,
-                verdict.outcome.value,
+                plan.action.value,
                 extra=fields,
             )
             return
         except QueueError as error:
             log.error(
-                "message %s: could not settle as %s (%s); it reappears when its visibility ends",
+                "message %s: could not %s (%s); it reappears when its visibility ends",
                 message.id,
-                verdict.outcome.value,
+                plan.action.value,
                 error,
                 extra=fields,
             )
             return
+        for job in parcel.jobs:
+            self._log_outcome(job)
+
+    def _apply(self, parcel: Parcel, plan: Settlement) -> None:
+        message = parcel.message
+        if plan.action is Action.DELETE:
+            # Copy first, delete second: a crash in between leaves a duplicate, never a loss.
+            for job in plan.poisoned:
+                self.queue.send_poison(self._member_record(job))
+            self.queue.delete(message)
+        elif plan.action is Action.DEAD_LETTER:
+            self.queue.dead_letter(message, plan.reason)
+        elif plan.action is Action.HIDE and plan.hide_for_s is not None:
+            # Another worker holds an event: keep this copy out of sight until that claim
+            # can have expired, so it neither spins nor climbs towards poison.
+            parcel.message = self.queue.extend(message, plan.hide_for_s)
+        elif plan.action is Action.RELEASE:
+            self.queue.release(message)
+
+    def _member_record(self, job: Job) -> str:
+        """The poison record of one envelope of a pack, holding that envelope alone."""
+        member, verdict = job.member, job.verdict or UNDECIDED
+        assert member is not None
+        place = (member.index, member.count, member.text())
+        return poison_record(job.message, verdict.reason, self.queue.name, utc_now(), place)
+
+    def _log_outcome(self, job: Job) -> None:
+        verdict = job.verdict or UNDECIDED
+        fields = {
+            "message_id": job.message.id,
+            "delivery_id": job.delivery_id,
+            "outcome": verdict.outcome.value,
+            "dequeue_count": job.message.dequeue_count,
+        }
+        if job.member is not None:
+            fields["member"] = job.member.index
         log.info(
             "message %s (delivery %s): %s: %s",
-            message.id,
+            job.label,
             job.delivery_id or "-",
             verdict.outcome.value,
             verdict.reason,

@@ -171,8 +171,11 @@ class AzureQueue:
     def dead_letter(self, message: QueueMessage, reason: str) -> None:
         record = poison_record(message, reason, self.name, datetime.now(UTC))
         # Copy first, delete second: a crash in between leaves a duplicate, never a loss.
-        self._call(self._poison, lambda: self._poison.send_message(record))
+        self.send_poison(record)
         self.delete(message)
+
+    def send_poison(self, record: str) -> None:
+        self._call(self._poison, lambda: self._poison.send_message(record))
 
     def ping(self) -> None:
         self._call(self._queue, self._queue.get_queue_properties)

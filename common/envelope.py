@@ -1,4 +1,8 @@
-"""The versioned queue envelope and its codec: JSON, gzip-compressed, base64 text."""
+"""The versioned queue envelope and its codec: JSON, gzip-compressed, base64 text.
+
+A queue message carries one envelope (the JSON document of `Envelope`) or a pack of several:
+`{"version": 1, "envelopes": [<envelope>, ...]}` under the same base64(gzip(JSON)) encoding.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import binascii
 import gzip
 import json
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +19,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, post_load, validate
 
 ENVELOPE_VERSION = 1
+PACK_VERSION = 1
 
 # Azure Storage queue messages hold at most 64 KiB of text.
 # https://learn.microsoft.com/en-us/rest/api/storageservices/put-message
@@ -66,37 +72,98 @@ _SCHEMA = _EnvelopeSchema()
 
 def to_json_bytes(envelope: Envelope) -> bytes:
     """Serialize an envelope to compact JSON (before compression)."""
-    document = _SCHEMA.dump(envelope)
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _json_bytes(_SCHEMA.dump(envelope))
+
+
+def compress(raw: bytes) -> str:
+    """Turn JSON bytes into queue message text: base64(gzip(JSON))."""
+    compressed = gzip.compress(raw, compresslevel=6, mtime=0)
+    return base64.b64encode(compressed).decode("ascii")
 
 
 def encode(envelope: Envelope) -> str:
     """Turn an envelope into queue message text: base64(gzip(JSON))."""
-    compressed = gzip.compress(to_json_bytes(envelope), compresslevel=6, mtime=0)
-    return base64.b64encode(compressed).decode("ascii")
+    return compress(to_json_bytes(envelope))
+
+
+def encode_pack(documents: Sequence[bytes]) -> str:
+    """Queue message text of a pack, from the JSON bytes of each envelope (`to_json_bytes`)."""
+    head = b'{"version":%d,"envelopes":[' % PACK_VERSION
+    return compress(head + b",".join(documents) + b"]}")
+
+
+@dataclass(frozen=True)
+class Member:
+    """One envelope of a message: decoded, or the error that made it invalid.
+
+    `document` is the member's JSON value as it travelled; `text()` re-encodes it alone, so a
+    poison copy of an invalid member holds exactly what was sent.
+    """
+
+    index: int
+    count: int
+    document: Any
+    envelope: Envelope | None = None
+    error: EnvelopeError | None = None
+
+    def text(self) -> str:
+        """This member alone as queue message text (a single-envelope message)."""
+        return compress(_json_bytes(self.document))
 
 
 def decode(text: str) -> Envelope:
-    """Turn queue message text back into an envelope.
+    """Turn the text of a single-envelope message back into its envelope.
 
     Raises:
-        EnvelopeError: the text is not base64, not gzip, not JSON, or not a valid envelope.
+        EnvelopeError: the text is not base64, not gzip, not JSON, not a valid envelope, or a
+            pack (use `decode_members`).
     """
-    try:
-        raw = gzip.decompress(base64.b64decode(text.encode("ascii"), validate=True))
-    except (binascii.Error, UnicodeEncodeError, OSError, EOFError, zlib.error) as exc:
-        raise EnvelopeError(f"not base64-encoded gzip: {exc}") from exc
-    try:
-        document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EnvelopeError(f"not JSON: {exc}") from exc
-    if not isinstance(document, dict):
-        raise EnvelopeError("not a JSON object")
-    try:
-        envelope: Envelope = _SCHEMA.load(document)
-    except ValidationError as exc:
-        raise EnvelopeError(f"invalid envelope: {exc.messages}") from exc
-    return envelope
+    document = _document(text)
+    if _is_pack(document):
+        raise EnvelopeError("a pack of envelopes, not a single envelope")
+    return _load(document)
+
+
+def decode_members(text: str) -> list[Member]:
+    """Every member of a message, one for a single envelope; invalid pack members included.
+
+    Raises:
+        EnvelopeError: the message as a whole is unreadable: not base64/gzip/JSON, a single
+            envelope that is invalid, or a pack whose wrapper is invalid (wrong version, no
+            non-empty `envelopes` list). An invalid member of a valid pack does not raise: its
+            `Member.error` says why and the other members stand.
+    """
+    document = _document(text)
+    if not _is_pack(document):
+        return [Member(0, 1, document, envelope=_load(document))]
+    if document.get("version") != PACK_VERSION or set(document) != {"version", "envelopes"}:
+        raise EnvelopeError(f"invalid pack: version must be {PACK_VERSION}, no other fields")
+    members = document["envelopes"]
+    if not isinstance(members, list) or not members:
+        raise EnvelopeError("invalid pack: envelopes must be a non-empty list")
+    decoded: list[Member] = []
+    for index, member in enumerate(members):
+        try:
+            envelope = _load(member)
+        except EnvelopeError as error:
+            decoded.append(Member(index, len(members), member, error=error))
+        else:
+            decoded.append(Member(index, len(members), member, envelope=envelope))
+    return decoded
+
+
+def decode_message(text: str) -> list[Envelope]:
+    """The envelopes of a message, single or pack, all of them valid.
+
+    Raises:
+        EnvelopeError: the message is unreadable, or a member of a pack is invalid.
+    """
+    envelopes: list[Envelope] = []
+    for member in decode_members(text):
+        if member.envelope is None:
+            raise EnvelopeError(f"member {member.index} of {member.count}: {member.error}")
+        envelopes.append(member.envelope)
+    return envelopes
 
 
 def encoded_size(text: str) -> int:
@@ -107,3 +174,32 @@ def encoded_size(text: str) -> int:
 def utc_now() -> datetime:
     """The current time, timezone-aware UTC."""
     return datetime.now(UTC)
+
+
+def _json_bytes(document: Any) -> bytes:
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _document(text: str) -> Any:
+    try:
+        raw = gzip.decompress(base64.b64decode(text.encode("ascii"), validate=True))
+    except (binascii.Error, UnicodeEncodeError, OSError, EOFError, zlib.error) as exc:
+        raise EnvelopeError(f"not base64-encoded gzip: {exc}") from exc
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EnvelopeError(f"not JSON: {exc}") from exc
+
+
+def _is_pack(document: Any) -> bool:
+    return isinstance(document, dict) and "envelopes" in document
+
+
+def _load(document: Any) -> Envelope:
+    if not isinstance(document, dict):
+        raise EnvelopeError("not a JSON object")
+    try:
+        envelope: Envelope = _SCHEMA.load(document)
+    except ValidationError as exc:
+        raise EnvelopeError(f"invalid envelope: {exc.messages}") from exc
+    return envelope

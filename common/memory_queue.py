@@ -101,6 +101,11 @@ class InMemoryQueue:
             self.dead_letters.append(poison_record(message, reason, self.name, datetime.now(UTC)))
             del self._messages[message.id]
 
+    def send_poison(self, record: str) -> None:
+        self._check()
+        with self._lock:
+            self.dead_letters.append(record)
+
     def ping(self) -> None:
         self._check()
 

@@ -59,13 +59,27 @@ class MessageQueue(Protocol):
     def dead_letter(self, message: QueueMessage, reason: str) -> None:
         """Copy the message with `reason` to the poison queue, then delete it."""
 
+    def send_poison(self, record: str) -> None:
+        """Put a `poison_record` on the poison queue; the source message is left as it is."""
+
     def ping(self) -> None:
         """Raise QueueUnavailable unless the queue answers."""
 
 
 # The record put on `<queue>-poison`: what was wrong, where it came from, and the original text.
-def poison_record(message: QueueMessage, reason: str, queue_name: str, now: datetime) -> str:
-    """Build the poison queue text for `message`, always within the queue's size cap."""
+def poison_record(
+    message: QueueMessage,
+    reason: str,
+    queue_name: str,
+    now: datetime,
+    member: tuple[int, int, str] | None = None,
+) -> str:
+    """Build the poison queue text for `message`, always within the queue's size cap.
+
+    `member` = (index, count, text) makes it the record of one envelope of a pack: `content`
+    is that envelope alone as single-envelope message text, not the whole message.
+    """
+    content = message.content if member is None else member[2]
     record: dict[str, Any] = {
         "reason": reason,
         "source_queue": queue_name,
@@ -73,14 +87,16 @@ def poison_record(message: QueueMessage, reason: str, queue_name: str, now: date
         "dequeue_count": message.dequeue_count,
         "inserted_on": message.inserted_on.isoformat() if message.inserted_on else None,
         "dead_lettered_at": now.isoformat(),
-        "content_sha256": hashlib.sha256(message.content.encode("utf-8")).hexdigest(),
+        "content_sha256": hashlib.sha256(content.encode("utf-8")).hexdigest(),
         "content_encoding": "text",
-        "content": message.content,
+        "content": content,
     }
+    if member is not None:
+        record["member_index"], record["member_count"] = member[0], member[1]
     text = json.dumps(record, separators=(",", ":"))
     if len(text.encode("utf-8")) <= MAX_MESSAGE_BYTES:
         return text
-    packed = gzip.compress(message.content.encode("utf-8"), mtime=0)
+    packed = gzip.compress(content.encode("utf-8"), mtime=0)
     record["content_encoding"] = "gzip+base64"
     record["content"] = base64.b64encode(packed).decode("ascii")
     text = json.dumps(record, separators=(",", ":"))
@@ -90,7 +106,7 @@ def poison_record(message: QueueMessage, reason: str, queue_name: str, now: date
     record["content_encoding"] = "text-truncated"
     record["content"] = ""
     room = MAX_MESSAGE_BYTES - len(json.dumps(record, separators=(",", ":")).encode()) - 64
-    record["content"] = message.content.encode("utf-8")[: max(room, 0) // 2].decode(
+    record["content"] = content.encode("utf-8")[: max(room, 0) // 2].decode(
         "utf-8", errors="ignore"
     )
     return json.dumps(record, separators=(",", ":"))

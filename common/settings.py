@@ -36,6 +36,7 @@ class FrontendSettings:
     port: int
     webhook_secrets: tuple[str, ...]
     storage: StorageSettings
+    packing: bool = True  # deliveries arriving during a send share the next queue message
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,7 @@ def load_frontend_settings(env: Mapping[str, str]) -> FrontendSettings:
         port=integer(env, "PORT", "", 8080, 1),
         webhook_secrets=secrets,
         storage=load_storage_settings(env),
+        packing=flag(env, "FRONTEND_PACKING", "", True),
     )
 
 

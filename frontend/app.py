@@ -7,6 +7,7 @@ from flask import Flask
 from common.azure_queue import FRONTEND_TIMEOUTS, AzureQueue
 from common.queue import MessageQueue
 from common.settings import FrontendSettings, environment, load_frontend_settings
+from frontend.batching import DirectSender, GroupCommitter, Sender
 from frontend.state import EXTENSION, FrontendState, LazyQueue
 from frontend.views import blueprint
 
@@ -37,6 +38,7 @@ def create_app(
     lazy = LazyQueue(
         (lambda: queue) if queue is not None else (lambda: AzureQueue(storage, FRONTEND_TIMEOUTS))
     )
-    app.extensions[EXTENSION] = FrontendState(settings, lazy)
+    sender: Sender = GroupCommitter(lazy.get) if settings.packing else DirectSender(lazy.get)
+    app.extensions[EXTENSION] = FrontendState(settings, lazy, sender)
     app.register_blueprint(blueprint)
     return app

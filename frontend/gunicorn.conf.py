@@ -12,6 +12,7 @@ from typing import Any
 from common.logs import configure_logging
 from common.settings import SettingsError, environment
 from frontend.serving import SERVICE, server_options
+from frontend.state import close_sender
 
 try:
     _options = server_options(environment())
@@ -38,3 +39,8 @@ logger_class = "frontend.serving.JsonGunicornLogger"
 def on_starting(server: Any) -> None:
     """Send the application's own log records to stderr as JSON, in the master and workers."""
     configure_logging(SERVICE)
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Send the deliveries still waiting for a queue message before the worker goes."""
+    close_sender(getattr(worker, "wsgi", None))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from common.envelope import MAX_MESSAGE_BYTES, Envelope, encode, encoded_size
+from common.envelope import MAX_MESSAGE_BYTES, Envelope, compress, encoded_size, to_json_bytes
 from common.reduction import reduce_payload
 from frontend.delivery import Delivery
 
@@ -44,11 +44,15 @@ class MessageTooLarge(Exception):
 
 @dataclass(frozen=True)
 class PackedMessage:
-    """Queue message text for one delivery, its size and whether text was shortened."""
+    """Queue message text for one delivery, its size, whether text was shortened, its JSON.
+
+    `document` is the envelope's JSON before compression, what a pack of several is built from.
+    """
 
     text: str
     size_bytes: int
     truncated: bool
+    document: bytes = b""
 
 
 def pack(delivery: Delivery) -> PackedMessage:
@@ -109,5 +113,6 @@ def _encode(delivery: Delivery, payload: dict[str, Any], truncated: bool) -> Pac
         installation_target_id=delivery.installation_target_id,
         truncated=truncated,
     )
-    text = encode(envelope)
-    return PackedMessage(text, encoded_size(text), truncated)
+    document = to_json_bytes(envelope)
+    text = compress(document)
+    return PackedMessage(text, encoded_size(text), truncated, document)

@@ -6,11 +6,13 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from flask import current_app
 
 from common.queue import MessageQueue
 from common.settings import FrontendSettings
+from frontend.batching import Sender
 
 EXTENSION = "github_telemetry"
 
@@ -39,13 +41,22 @@ class LazyQueue:
 
 @dataclass(frozen=True)
 class FrontendState:
-    """The settings and queue of one app."""
+    """The settings, queue and sender (group committer or direct) of one app."""
 
     settings: FrontendSettings
     queue: LazyQueue
+    sender: Sender
 
 
 def current_state() -> FrontendState:
     """The state of the app handling the current request."""
     state: FrontendState = current_app.extensions[EXTENSION]
     return state
+
+
+def close_sender(app: Any) -> None:
+    """Send what still waits for a queue message; gunicorn's `worker_exit` calls it."""
+    extensions = getattr(app, "extensions", None)
+    state: FrontendState | None = extensions.get(EXTENSION) if extensions else None
+    if state is not None:
+        state.sender.close()

@@ -68,7 +68,8 @@ def receive_webhook() -> Response:
     if delivery.route is Route.QUEUE:
         message = pack(delivery)
         g.delivery_log.update(message_bytes=message.size_bytes, truncated=message.truncated)
-        state.queue.get().send(message.text)
+        receipt = state.sender.send(message)
+        g.delivery_log["message_deliveries"] = receipt.deliveries
     status, outcome = ANSWERS[delivery.route]
     body_fields = {"status": outcome, "event": delivery.event, "delivery_id": delivery.delivery_id}
     return _answer(status, outcome, body_fields)

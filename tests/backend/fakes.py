@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
 from collections.abc import Callable
 from typing import Any
 
 from backend.shutdown import Stopper
-from common.envelope import encode
+from common.envelope import encode, encode_pack
 from common.memory_queue import InMemoryQueue
 from common.queue import QueueMessage
 from common.reduction import reduce_payload
@@ -70,3 +72,8 @@ def message_text(payload: dict[str, Any], delivery_id: str = "d-1") -> str:
     event = "workflow_job" if "workflow_job" in payload else "workflow_run"
     envelope = envelope_for(reduce_payload(event, payload), event=event, delivery_id=delivery_id)
     return encode(envelope)
+
+
+def pack_text(*texts: str) -> str:
+    """One queue message carrying the envelopes of single-envelope `texts`, as a pack."""
+    return encode_pack([gzip.decompress(base64.b64decode(text)) for text in texts])

@@ -15,7 +15,7 @@ from backend.sinks.base import format_time
 from backend.telemetry.mapping import to_telemetry
 from common.envelope import decode, utc_now
 from common.settings import StorageSettings
-from tests.backend.fakes import message_text
+from tests.backend.fakes import message_text, pack_text
 from tests.backend.harness import BackendProcess, QueueProbe, wait_until
 from tests.idempotency.conftest import unique_table_name
 from tests.ingestion_server import IngestionServer
@@ -118,6 +118,22 @@ def test_events_arrive_as_custom_events_with_names_properties_and_durations(
     [mapped] = [i for i in to_telemetry(decode(texts[1]), utc_now()) if i.name == "WorkflowJob"]
     assert job["data"]["baseData"]["properties"] == mapped.properties
     assert job["tags"]["ai.cloud.role"] == "github-telemetry-backend"
+    assert backend.stop() == 0
+    assert probe.poison_records() == []
+
+
+def test_packed_messages_are_drained_with_each_event_once(
+    probe: QueueProbe, ingestion_server: IngestionServer, start_backend: Any
+) -> None:
+    texts = deliveries(5)
+    probe.send(pack_text(*texts[:3]))
+    probe.send(pack_text(*texts[3:]))
+    probe.send(texts[4])  # a single-envelope copy of a packed event: exported once
+
+    backend = start_backend(WORKER_PROCESSES="2")
+    wait_until(lambda: probe.count() == 0, what="queue drained")
+
+    assert received(ingestion_server) == expected(texts)
     assert backend.stop() == 0
     assert probe.poison_records() == []
 

@@ -5,13 +5,20 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
 from common.azure_queue import AzureQueue, QueueTimeouts, create_queue
 from common.azurite import Azurite
 from common.memory_queue import InMemoryQueue
-from common.queue import MessageGone, MessageQueue, QueueMessage, QueueUnavailable
+from common.queue import (
+    MessageGone,
+    MessageQueue,
+    QueueMessage,
+    QueueUnavailable,
+    poison_record,
+)
 from common.settings import StorageSettings
 from tests.conftest import unique_queue_name
 
@@ -121,6 +128,24 @@ def test_dead_letter_copies_with_reason_then_deletes(queue: MessageQueue) -> Non
     )
     assert record["source_queue"] == queue.name
     assert queue.receive(32, visibility_timeout_s=1) == []
+
+
+def test_send_poison_copies_a_member_record_and_leaves_the_message(queue: MessageQueue) -> None:
+    queue.send("pack of two")
+    [message] = queue.receive(1, visibility_timeout_s=30)
+
+    queue.send_poison(
+        poison_record(message, "bad member", queue.name, datetime.now(UTC), (1, 2, "member"))
+    )
+
+    [record] = _read_poison(queue)
+    assert (record["reason"], record["content"], record["member_index"]) == (
+        "bad member",
+        "member",
+        1,
+    )
+    assert (record["member_count"], record["message_id"]) == (2, message.id)
+    queue.delete(message)  # still ours: the member's copy did not touch it
 
 
 def test_visibility_timeout_expiry_redelivers_on_the_fake() -> None:

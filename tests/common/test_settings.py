@@ -35,6 +35,28 @@ def test_frontend_defaults() -> None:
     )
 
 
+@pytest.mark.parametrize(("raw", "packing"), [("false", False), ("0", False), ("true", True)])
+def test_frontend_packing_can_be_turned_off(raw: str, packing: bool) -> None:
+    env = {
+        "GITHUB_WEBHOOK_SECRET": "s",
+        "AZURE_STORAGE_CONNECTION_STRING": AZURITE,
+        "FRONTEND_PACKING": raw,
+    }
+
+    assert load_frontend_settings(env).packing is packing
+
+
+def test_frontend_packing_must_be_true_or_false() -> None:
+    env = {
+        "GITHUB_WEBHOOK_SECRET": "s",
+        "AZURE_STORAGE_CONNECTION_STRING": AZURITE,
+        "FRONTEND_PACKING": "sometimes",
+    }
+
+    with pytest.raises(SettingsError, match="FRONTEND_PACKING must be true or false"):
+        load_frontend_settings(env)
+
+
 def test_frontend_host_port_and_queue_name() -> None:
     settings = load_frontend_settings(
         {

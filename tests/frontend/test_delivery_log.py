@@ -43,6 +43,7 @@ def test_a_queued_delivery_logs_one_line_with_its_fields(
         "event": "workflow_job",
         "action": "completed",
         "truncated": False,
+        "message_deliveries": 1,
         "outcome": "queued",
         "status": 202,
     }
