@@ -30,19 +30,22 @@ def measure(run: Run) -> list[Figure]:
         )
         put = figures.put_ceiling(run, target)
         results.append(put)
-    with run.fresh_queue() as target:
-        log.info("frontend: full load, then %.0f%% of it", config.load_factor * 100)
-        results += figures.frontend(run, target, put)
-    for pack in config.pack_sizes:
+    for packing in (True, False):
         with run.fresh_queue() as target:
-            log.info("prototype: %d deliveries packed per queue message", pack)
-            packed = figures.put_ceiling(run, target, pack)
-            packed.ceiling, packed.ratio = put.name, packed.per_s / put.per_s
-            results.append(packed)
+            log.info(
+                "frontend (packing %s): full load, then %.0f%% of it",
+                "on" if packing else "off",
+                config.load_factor * 100,
+            )
+            results += figures.frontend(run, target, put, packing)
     for processes in config.backend_processes:
         log.info("backend with %d worker process(es) and its drain ceiling", processes)
         ceiling = figures.drain_ceiling(run, processes)
         results += [ceiling, figures.backend(run, processes, ceiling)]
+    if config.packed_drain > 1:
+        processes = max(config.backend_processes)
+        log.info("backend with %d worker(s), %d deliveries/message", processes, config.packed_drain)
+        results.append(figures.backend(run, processes, results[-1], config.packed_drain))
     log.info("end to end: %d deliveries", config.e2e_deliveries)
     results.append(e2e.end_to_end(run))
     return results

@@ -17,7 +17,7 @@ PRESETS: dict[str, dict[str, object]] = {
         "depth": 100,
         "e2e_deliveries": 100,
         "shared_azurite": True,
-        "pack_sizes": (),
+        "packed_drain": 0,
     },
 }
 
@@ -34,7 +34,7 @@ class BenchConfig:
     connections_per_worker: int = 8
     backend_processes: tuple[int, ...] = (1, 2)
     load_factor: float = 0.8
-    pack_sizes: tuple[int, ...] = (8,)
+    packed_drain: int = 8  # deliveries per message of the packed drain figure; 0: no figure
     shared_azurite: bool = False
     output: Path = Path("var") / "bench.json"
     preset: str = "default"

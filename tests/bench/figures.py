@@ -59,7 +59,7 @@ def merged(results: list[LoadResult]) -> LoadResult:
     return total
 
 
-def put_ceiling(run: Run, target: Target, pack: int = 1) -> Figure:
+def put_ceiling(run: Run, target: Target) -> Figure:
     """Raw `send_message` from as many processes and threads as the frontend's load has."""
     config = run.config
     per_process = UNBOUNDED // config.client_processes
@@ -76,7 +76,6 @@ def put_ceiling(run: Run, target: Target, pack: int = 1) -> Figure:
                 config.connections_per_worker,
                 start_at,
                 config.duration_s,
-                pack=pack,
             )
             for i in range(config.client_processes)
         ]
@@ -86,10 +85,7 @@ def put_ceiling(run: Run, target: Target, pack: int = 1) -> Figure:
     messages_per_s = len(result.latencies_s) / result.elapsed_s
     details = latency_details(result)
     details.update(meter.per_unit(len(result.latencies_s), clients=result.cpu_s))
-    if pack == 1:
-        return Figure(PUT_CEILING, messages_per_s, details=details)
-    details["messages_per_s"] = round(messages_per_s, 1)
-    return Figure(f"prototype: {pack} deliveries/message", messages_per_s * pack, details=details)
+    return Figure(PUT_CEILING, messages_per_s, details=details)
 
 
 def http_load(
@@ -125,7 +121,7 @@ def http_load(
     return merged(run.pool.run(run_plan, plans))
 
 
-def frontend(run: Run, target: Target, put: Figure) -> list[Figure]:
+def frontend(run: Run, target: Target, put: Figure, packing: bool = True) -> list[Figure]:
     """Accepted deliveries per second at full load, then latency at `load_factor` of it."""
     config = run.config
     service, port = start_frontend(
@@ -134,10 +130,11 @@ def frontend(run: Run, target: Target, put: Figure) -> list[Figure]:
         target.queue,
         config.frontend_workers,
         config.frontend_threads,
+        packing,
     )
     try:
         warm_frontend(port, 20)
-        http_load(run, port, "warmup", None, WARMUP_S)
+        warmup = http_load(run, port, "warmup", None, WARMUP_S)
         sessions = {"frontend": service.process.pid, "azurite": session_of_port(target.queue_port)}
         meter = Meter(sessions).start()
         full = http_load(run, port, "full", None, config.duration_s)
@@ -147,10 +144,11 @@ def frontend(run: Run, target: Target, put: Figure) -> list[Figure]:
         paced = http_load(run, port, "paced", paced_rate, config.duration_s)
     finally:
         service.stop()
-    load_name = f"frontend at {config.load_factor:.0%} load"
+    off = "" if packing else ", packing off"
+    load_name = f"frontend at {config.load_factor:.0%} load{off}"
     figures = [
         Figure(
-            "frontend full load (202/s)",
+            "frontend full load (202/s)" if packing else "frontend full load, packing off",
             full_rate,
             put.name,
             full_rate / put.per_s,
@@ -159,12 +157,16 @@ def frontend(run: Run, target: Target, put: Figure) -> list[Figure]:
         Figure(load_name, paced.statuses[202] / paced.elapsed_s, details=latency_details(paced)),
     ]
     figures[0].details.update(full_cpu)
+    messages = raw_queue.depth(target.connection_string, target.queue)
+    figures[0].details["deliveries_per_message"] = round(
+        (warmup.statuses[202] + full.statuses[202] + paced.statuses[202]) / max(messages, 1), 2
+    )
     figures[1].details["target_per_s"] = round(paced_rate, 1)
     return figures
 
 
-def fill(run: Run, target: Target, tag: str) -> None:
-    """Put `depth` distinct envelopes on the benchmark queue."""
+def fill(run: Run, target: Target, tag: str, pack: int = 1) -> None:
+    """Put `depth` distinct envelopes on the benchmark queue, `pack` per message."""
     config = run.config
     processes = config.client_processes
     share = config.depth // processes
@@ -182,6 +184,7 @@ def fill(run: Run, target: Target, tag: str) -> None:
                 start_at,
                 3600.0,
                 distinct=True,
+                pack=pack,
             )
             for i in range(processes)
         ]
@@ -212,14 +215,17 @@ def drain_ceiling(run: Run, processes: int) -> Figure:
     return Figure(f"queue drain (raw), {processes} proc", drained / elapsed, details=details)
 
 
-def backend(run: Run, processes: int, ceiling: Figure) -> Figure:
-    """`python -m backend` draining `depth` messages into the ingestion server, fresh Azurite."""
+def backend(run: Run, processes: int, ceiling: Figure, pack: int = 1) -> Figure:
+    """`python -m backend` draining `depth` deliveries into the ingestion server, fresh Azurite.
+
+    With `pack` > 1 the deliveries travel `pack` per message and the figure counts deliveries.
+    """
     config = run.config
     expected = config.depth * payload.items_per_delivery()
     server = IngestionServer().start()
     try:
         with run.fresh_queue() as target:
-            fill(run, target, f"backend{processes}")
+            fill(run, target, f"backend{processes}x{pack}", pack)
             service = start_backend(
                 run.workdir,
                 target.connection_string,
@@ -250,6 +256,10 @@ def backend(run: Run, processes: int, ceiling: Figure) -> Figure:
         "elapsed_s": round(elapsed, 2),
         **cpu,
     }
+    if pack > 1:
+        details["deliveries_per_message"] = pack
+        name = f"backend drain, {processes} proc, packs of {pack}"
+        return Figure(name, rate, details=details)
     return Figure(
         f"backend drain, {processes} proc", rate, ceiling.name, rate / ceiling.per_s, details
     )

@@ -6,13 +6,15 @@ envelope and signature has the same size while each delivery stays distinguishab
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Any
 
 from backend.telemetry.mapping import to_telemetry
-from common.envelope import decode, utc_now
+from common.envelope import decode, encode_pack, utc_now
 from frontend.delivery import parse_delivery
 from frontend.packing import pack
 from tests.payloads import JOB_ID, sign, workflow_job_payload
@@ -60,6 +62,11 @@ def envelope_text(tag: str, index: int) -> str:
     data = body(index)
     delivery = parse_delivery(headers(tag, index, data), "application/json", data, utc_now())
     return pack(delivery).text
+
+
+def pack_of(texts: list[str]) -> str:
+    """The product's pack of the envelopes in single-envelope `texts`."""
+    return encode_pack([gzip.decompress(base64.b64decode(text)) for text in texts])
 
 
 @cache

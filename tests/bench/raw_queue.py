@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ class PutPlan:
     start_at: float
     duration_s: float
     distinct: bool = False  # one envelope per index (to fill a queue) or a cycle of CYCLE
-    pack: int = 1  # deliveries per message: the packing prototype when more than one
+    pack: int = 1  # deliveries per message, in the product's pack format when more than one
 
 
 @dataclass(frozen=True)
@@ -69,26 +68,20 @@ def depth(connection_string: str, queue_name: str) -> int:
         return int(client.get_queue_properties().approximate_message_count or 0)
 
 
-def packed(envelopes: list[str]) -> str:
-    """The prototype's message holding several envelopes: a JSON array of their texts.
-
-    Only for measuring what packing would buy; the product sends one envelope per message.
-    """
-    return json.dumps(envelopes, separators=(",", ":"))
-
-
 def put(plan: PutPlan) -> LoadResult:
     """Send the plan's messages from `threads` threads sharing one client, as a frontend does."""
     if plan.distinct:
         texts = [payload.envelope_text(plan.tag, plan.first + i) for i in range(plan.count)]
+        if plan.pack > 1:
+            texts = [
+                payload.pack_of(texts[i : i + plan.pack]) for i in range(0, len(texts), plan.pack)
+            ]
     else:
         texts = [payload.envelope_text(plan.tag, plan.first + i) for i in range(CYCLE)]
-    if plan.pack > 1:
-        texts = [packed(texts[i : i + plan.pack]) for i in range(0, len(texts), plan.pack)]
     client = _client(plan.connection_string, plan.queue_name)
     result = LoadResult()
     lock = threading.Lock()
-    positions = iter(range(plan.count))
+    positions = iter(range(len(texts) if plan.distinct else plan.count))
 
     def sender() -> None:
         latencies: list[float] = []

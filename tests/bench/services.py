@@ -22,6 +22,7 @@ _OWN_PREFIXES = (
     "AZURE_STORAGE_",
     "GITHUB_WEBHOOK_SECRET",
     "GUNICORN_",
+    "FRONTEND_",
     "WEB_CONCURRENCY",
     "TELEMETRY_FILE",
     "HOST",
@@ -71,7 +72,12 @@ class Service:
 
 
 def start_frontend(
-    workdir: Path, connection_string: str, queue: str, workers: int, threads: int
+    workdir: Path,
+    connection_string: str,
+    queue: str,
+    workers: int,
+    threads: int,
+    packing: bool = True,
 ) -> tuple[Service, int]:
     """Start gunicorn with the frontend on a free port and wait until /health answers."""
     port = free_port()
@@ -85,6 +91,7 @@ def start_frontend(
         "AZURE_STORAGE_QUEUE_NAME": queue,
         "WEB_CONCURRENCY": str(workers),
         "GUNICORN_THREADS": str(threads),
+        "FRONTEND_PACKING": "true" if packing else "false",
     }
     service = Service(
         "frontend",

@@ -18,6 +18,8 @@ FIGURES = {
     "queue put (raw send_message)",
     "frontend full load (202/s)",
     "frontend at 80% load",
+    "frontend full load, packing off",
+    "frontend at 80% load, packing off",
     "queue drain (raw), 1 proc",
     "backend drain, 1 proc",
     "end to end (deliveries/s)",
