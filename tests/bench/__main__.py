@@ -42,6 +42,9 @@ def measure(run: Run) -> list[Figure]:
         log.info("backend with %d worker process(es) and its drain ceiling", processes)
         ceiling = figures.drain_ceiling(run, processes)
         results += [ceiling, figures.backend(run, processes, ceiling)]
+    # The last process count again, without the ledger: what deduplication costs.
+    log.info("backend with %d worker(s) without its ledger", processes)
+    results.append(figures.backend(run, processes, ceiling, ledger=False))
     if config.packed_drain > 1:
         processes = max(config.backend_processes)
         log.info("backend with %d worker(s), %d deliveries/message", processes, config.packed_drain)

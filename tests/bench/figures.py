@@ -215,23 +215,27 @@ def drain_ceiling(run: Run, processes: int) -> Figure:
     return Figure(f"queue drain (raw), {processes} proc", drained / elapsed, details=details)
 
 
-def backend(run: Run, processes: int, ceiling: Figure, pack: int = 1) -> Figure:
+def backend(
+    run: Run, processes: int, ceiling: Figure, pack: int = 1, ledger: bool = True
+) -> Figure:
     """`python -m backend` draining `depth` deliveries into the ingestion server, fresh Azurite.
 
-    With `pack` > 1 the deliveries travel `pack` per message and the figure counts deliveries.
+    With `pack` > 1 the deliveries travel `pack` per message and the figure counts deliveries;
+    `ledger=False` runs the pool without its idempotency ledger, to state the ledger's cost.
     """
     config = run.config
     expected = config.depth * payload.items_per_delivery()
     server = IngestionServer().start()
     try:
         with run.fresh_queue() as target:
-            fill(run, target, f"backend{processes}x{pack}", pack)
+            fill(run, target, f"backend{processes}x{pack}{'' if ledger else 'n'}", pack)
             service = start_backend(
                 run.workdir,
                 target.connection_string,
                 target.queue,
                 server.connection_string,
                 processes,
+                ledger,
             )
             meter = Meter(
                 {"backend": service.process.pid, "azurite": session_of_port(target.queue_port)}
@@ -260,9 +264,8 @@ def backend(run: Run, processes: int, ceiling: Figure, pack: int = 1) -> Figure:
         details["deliveries_per_message"] = pack
         name = f"backend drain, {processes} proc, packs of {pack}"
         return Figure(name, rate, details=details)
-    return Figure(
-        f"backend drain, {processes} proc", rate, ceiling.name, rate / ceiling.per_s, details
-    )
+    name = f"backend drain, {processes} proc" + ("" if ledger else ", ledger off")
+    return Figure(name, rate, ceiling.name, rate / ceiling.per_s, details)
 
 
 def _wait_for_items(server: IngestionServer, expected: int, timeout_s: float) -> float:

@@ -127,7 +127,12 @@ def warm_frontend(port: int, requests: int) -> None:
 
 
 def start_backend(
-    workdir: Path, connection_string: str, queue: str, ingestion: str, processes: int
+    workdir: Path,
+    connection_string: str,
+    queue: str,
+    ingestion: str,
+    processes: int,
+    ledger: bool = True,
 ) -> Service:
     """Start `python -m backend` exporting to the ingestion server at `ingestion`."""
     env = {
@@ -139,6 +144,7 @@ def start_backend(
         "VISIBILITY_TIMEOUT_SECONDS": "300",
         "MAX_MESSAGES_PER_BATCH": "32",
         "TELEMETRY_FILE": str(workdir / "telemetry.jsonl"),
+        "LEDGER_ENABLED": "true" if ledger else "false",
     }
     return Service("backend", [sys.executable, "-m", "backend"], workdir, env)
 
