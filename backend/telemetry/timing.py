@@ -48,7 +48,11 @@ def parse_timestamp(value: object) -> datetime | None:
             return None
     else:
         return None
-    moment = as_utc(moment)
+    try:
+        # An offset at the ends of the calendar ("0001-01-01T00:00:00+01:00") has no UTC time.
+        moment = as_utc(moment)
+    except (OverflowError, ValueError):
+        return None
     return moment if moment >= EARLIEST_PLAUSIBLE else None
 
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from backend.telemetry.mapping import to_telemetry
 from backend.telemetry.timing import (
     MAX_INTERVAL_S,
     MAX_RUN_TOTAL_S,
@@ -14,6 +15,7 @@ from backend.telemetry.timing import (
     first,
     parse_timestamp,
 )
+from tests.payloads import envelope_for, workflow_job_payload
 
 T0 = datetime(2024, 3, 5, 10, 0, 0, tzinfo=UTC)
 
@@ -38,6 +40,8 @@ T0 = datetime(2024, 3, 5, 10, 0, 0, tzinfo=UTC)
         pytest.param("0001-01-01T00:00:00Z", None, id="zero-placeholder"),
         pytest.param("1970-01-01T00:00:00Z", None, id="epoch-zero"),
         pytest.param(0, None, id="epoch-zero-number"),
+        pytest.param("0001-01-01T00:00:00+01:00", None, id="before-year-one-in-utc"),
+        pytest.param("9999-12-31T23:59:59-01:00", None, id="after-year-9999-in-utc"),
         pytest.param(True, None, id="boolean"),
         pytest.param(10**20, None, id="overflowing-number"),
         pytest.param({"at": "2024-03-05T10:00:00Z"}, None, id="object"),
@@ -109,3 +113,23 @@ def test_anomalies_accumulate_in_order() -> None:
 
     assert timings.properties() == {"timing_anomaly": "a:missing,b:negative"}
     assert timings.measurements == {"b": 0.0, "c": 0.0}
+
+
+def test_a_step_placeholder_with_an_offset_is_a_missing_time_not_an_error() -> None:
+    job = workflow_job_payload(
+        "completed",
+        steps=[
+            {
+                "name": "skipped",
+                "status": "completed",
+                "conclusion": "skipped",
+                "number": 1,
+                "started_at": "0001-01-01T00:00:00+01:00",
+                "completed_at": "0001-01-01T00:00:00+01:00",
+            }
+        ],
+    )
+
+    [_, step] = to_telemetry(envelope_for(job), T0)
+
+    assert step.properties["timing_anomaly"] == "duration_seconds:missing"
