@@ -27,30 +27,50 @@ def text(obj: Mapping[str, Any], key: str) -> str:
     return scalar_text(obj.get(key))
 
 
+def clean(value: str) -> str:
+    """Return `value` encodable as UTF-8: a lone surrogate (JSON allows "\\ud800") becomes "?"."""
+    return value.encode("utf-8", "replace").decode("utf-8")
+
+
 def scalar_text(value: object) -> str:
     """Render one scalar the way properties carry it ("true"/"false" for booleans)."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str | int | float):
+    if isinstance(value, str):
+        return clean(value)
+    if isinstance(value, int | float):
         return str(value)
     return ""
+
+
+def _whole_number(value: object) -> int | None:
+    """An int, or a float with no fraction (2.0, as some JSON encoders write 2), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
 
 
 def required_id(obj: Mapping[str, Any], key: str, where: str) -> str:
     """Return an id field as a string, raising MappingError when it is missing or not an id."""
     value = obj.get(key)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
+    number = _whole_number(value)
+    if number is not None:
+        return str(number)
     if isinstance(value, str) and value.strip():
-        return value.strip()
+        return clean(value.strip())
     raise MappingError(f"`{where}.{key}` is missing or not an id (got {type(value).__name__})")
 
 
 def run_attempt(obj: Mapping[str, Any]) -> str:
     """Return `run_attempt` as a string; payloads without one (older GHES) are attempt 1."""
     value = obj.get("run_attempt")
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-        return str(value)
+    number = _whole_number(value)
+    if number is not None and number >= 1:
+        return str(number)
     if isinstance(value, str) and value.strip().isdigit() and int(value) >= 1:
         return str(int(value))
     return "1"

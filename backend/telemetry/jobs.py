@@ -72,7 +72,7 @@ def read_job(envelope: Envelope) -> JobContext:
         "head_branch": fields.text(job, "head_branch"),
         "head_sha": fields.text(job, "head_sha"),
         "html_url": fields.text(job, "html_url"),
-        "delivery_id": envelope.delivery_id,
+        "delivery_id": fields.clean(envelope.delivery_id),
     }
     return JobContext(job, repository_id, job_id, run_id, attempt, properties)
 

@@ -65,7 +65,7 @@ def _read(envelope: Envelope) -> _RunAttempt:
         "triggered_by": fields.login(run, "triggering_actor") or fields.login(payload, "sender"),
         "pull_requests": fields.joined(numbers),
         "html_url": fields.text(run, "html_url"),
-        "delivery_id": envelope.delivery_id,
+        "delivery_id": fields.clean(envelope.delivery_id),
     }
     return _RunAttempt(run, repository_id, run_id, attempt, properties)
 

@@ -30,6 +30,11 @@ from tests.payloads import envelope_for, workflow_job_payload, workflow_run_payl
             workflow_run_payload(run_attempt=2), "workflow_run:8179265011:2:completed", id="re-run"
         ),
         pytest.param(
+            workflow_run_payload(id=8179265011.0, run_attempt=2.0),
+            "workflow_run:8179265011:2:completed",
+            id="integral-floats",
+        ),
+        pytest.param(
             workflow_run_payload("requested", run_attempt=None),
             "workflow_run:8179265011:1:requested",
             id="run-without-attempt",

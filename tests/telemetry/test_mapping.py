@@ -189,6 +189,27 @@ def test_string_ids_and_missing_run_attempt_are_accepted() -> None:
     assert items == to_telemetry(envelope_for(workflow_job_payload()), EXPORTED_AT)
 
 
+def test_integral_float_ids_and_attempts_read_as_integers() -> None:
+    payload = workflow_job_payload(id=22364958377.0, run_id=8179265011.0, run_attempt=2.0)
+
+    items = to_telemetry(envelope_for(payload), EXPORTED_AT)
+
+    assert items == to_telemetry(envelope_for(workflow_job_payload(run_attempt=2)), EXPORTED_AT)
+    assert items[0].properties["run_attempt"] == "2"
+
+
+def test_a_lone_surrogate_in_a_text_field_becomes_encodable_text() -> None:
+    payload = workflow_job_payload(name="build \ud800", workflow_name="\udfffCI")
+
+    [job, *_] = to_telemetry(envelope_for(payload, delivery_id="d-\ud800"), EXPORTED_AT)
+
+    assert (job.properties["job_name"], job.properties["workflow_name"]) == ("build ?", "?CI")
+    assert job.properties["delivery_id"] == "d-?"
+    for item in to_telemetry(envelope_for(payload), EXPORTED_AT):
+        for value in item.properties.values():
+            value.encode("utf-8")
+
+
 def test_unhandled_event_is_a_mapping_error() -> None:
     envelope = envelope_for({"action": "opened", "number": 1}, event="pull_request")
 
