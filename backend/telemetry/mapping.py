@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from backend.telemetry import jobs, runs
@@ -59,4 +60,8 @@ def to_telemetry(envelope: Envelope, exported_at: datetime) -> list[TelemetryIte
     mapper = by_action.get(action_of(envelope))
     if mapper is None:
         return []
-    return mapper(envelope, exported_at)
+    # The item's own id as a property: what its children's `operation_ParentId` points at.
+    return [
+        replace(item, properties={**item.properties, "item_id": item.item_id})
+        for item in mapper(envelope, exported_at)
+    ]

@@ -67,6 +67,21 @@ def test_parent_chain_runs_from_step_to_job_to_run_attempt() -> None:
     assert [step.parent_id for step in by_name["WorkflowStep"]] == [job.item_id] * 4
 
 
+def test_every_event_carries_its_own_id_so_a_parent_id_can_be_joined() -> None:
+    items = _all_events_of_one_attempt()
+    exported_ids = {item.properties["item_id"] for item in items}
+
+    assert [item.properties["item_id"] for item in items] == [item.item_id for item in items]
+    assert {item.parent_id for item in items} - {""} <= exported_ids
+    [job] = [item for item in items if item.name == "WorkflowJob"]
+    [run] = [item for item in items if item.name == "WorkflowRun"]
+    assert (job.properties["item_id"], run.properties["item_id"]) == (
+        "61574112bbc7dde7",
+        "db987d6f9b7c0ac3",
+    )
+    assert job.parent_id == run.properties["item_id"]
+
+
 def test_redelivery_maps_to_the_same_ids() -> None:
     payload = workflow_job_payload()
     first = to_telemetry(envelope_for(payload), EXPORTED_AT)

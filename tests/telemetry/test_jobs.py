@@ -247,7 +247,7 @@ def test_completed_job_maps_to_a_workflow_job_event_first(
 
     job = items[0]
     assert job.name == "WorkflowJob"
-    assert job.properties == properties
+    assert job.properties == {**properties, "item_id": job.item_id}
     assert job.measurements == measurements
     assert job.timestamp == moment
     assert [item.name for item in items[1:]] == ["WorkflowStep"] * int(measurements["steps_count"])

@@ -132,7 +132,7 @@ def test_lifecycle_action_maps_to_one_event(
     items = to_telemetry(envelope_for(payload), EXPORTED_AT)
 
     assert [item.name for item in items] == [name]
-    assert items[0].properties == properties
+    assert items[0].properties == {**properties, "item_id": items[0].item_id}
     assert items[0].measurements == measurements
     assert items[0].timestamp == moment
 

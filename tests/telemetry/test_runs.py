@@ -208,7 +208,7 @@ def test_completed_run_maps_to_one_workflow_run_event(
     items = to_telemetry(envelope_for(payload, received_at=received_at), exported_at)
 
     assert [item.name for item in items] == ["WorkflowRun"]
-    assert items[0].properties == properties
+    assert items[0].properties == {**properties, "item_id": items[0].item_id}
     assert items[0].measurements == measurements
     assert items[0].timestamp == moment
     assert items[0].timestamp.tzinfo == UTC
@@ -269,7 +269,7 @@ def test_inconsistent_run_timestamps_are_clamped_and_flagged(
     (item,) = to_telemetry(envelope_for(payload, received_at=RECEIVED_AT), EXPORTED_AT)
 
     assert item.measurements == measurements
-    assert item.properties == run_properties(timing_anomaly=anomaly)
+    assert item.properties == run_properties(timing_anomaly=anomaly, item_id=item.item_id)
 
 
 def test_processing_lag_is_clamped_when_exported_before_received() -> None:

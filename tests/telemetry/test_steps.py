@@ -41,6 +41,7 @@ def _steps_of(payload: dict[str, Any]) -> list[TelemetryItem]:
 def test_each_step_of_a_completed_job_is_one_event_in_order() -> None:
     steps = _steps_of(workflow_job_payload())
 
+    assert all(item.properties.pop("item_id") == item.item_id for item in steps)
     assert [(item.properties, item.measurements, item.timestamp) for item in steps] == [
         (
             step_properties(1, "Set up job", "success", "success"),
@@ -154,7 +155,7 @@ def test_step_maps_with_its_own_timing(
 ) -> None:
     (item,) = _steps_of(workflow_job_payload(steps=[entry]))
 
-    assert item.properties == properties
+    assert item.properties == {**properties, "item_id": item.item_id}
     assert item.measurements == measurements
     assert item.timestamp == moment
 
