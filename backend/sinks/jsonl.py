@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from backend.sinks.base import ExportResult, format_time
+from backend.sinks.base import ExportResult, Rejection, format_time
 from backend.telemetry.item import TelemetryItem
 
 log = logging.getLogger(__name__)
@@ -47,29 +47,56 @@ class JsonlSink:
         return self._fd
 
     def export(self, items: Sequence[TelemetryItem]) -> ExportResult:
-        """Append `items` as JSON lines and fsync; a failing disk makes them retryable."""
+        """Append `items` as JSON lines and fsync; a failing disk makes them retryable.
+
+        An item that cannot be serialised is rejected (its message goes to poison): it would
+        fail the same way on every retry.
+        """
         if not items:
             return ExportResult()
-        text = "".join(
-            json.dumps(event_record(item), ensure_ascii=False, separators=(",", ":")) + "\n"
-            for item in items
-        )
-        data = text.encode("utf-8")
+        lines: list[bytes] = []
+        accepted: list[int] = []
+        rejected: list[Rejection] = []
+        for index, item in enumerate(items):
+            try:
+                record = json.dumps(event_record(item), ensure_ascii=False, separators=(",", ":"))
+                lines.append(record.encode("utf-8") + b"\n")
+            except (TypeError, ValueError) as error:  # UnicodeEncodeError is a ValueError
+                rejected.append(Rejection(index, f"not serialisable: {type(error).__name__}"))
+            else:
+                accepted.append(index)
+        if not lines:
+            return ExportResult(rejected=tuple(rejected), detail="nothing serialisable")
         try:
-            fd = self._descriptor()
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._append(b"".join(lines))
+        except OSError as error:
+            log.warning("could not append %d items to %s: %s", len(lines), self.path, error)
+            self.close()
+            return ExportResult(
+                retryable=tuple(accepted),
+                rejected=tuple(rejected),
+                detail=f"write failed: {error.strerror}",
+            )
+        return ExportResult(accepted=tuple(accepted), rejected=tuple(rejected))
+
+    def _append(self, data: bytes) -> None:
+        """Write `data` at the end under the lock; on failure cut the file back to its old end."""
+        fd = self._descriptor()
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            start = os.fstat(fd).st_size
             try:
                 written = 0
                 while written < len(data):
                     written += os.write(fd, data[written:])
                 os.fsync(fd)
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        except OSError as error:
-            log.warning("could not append %d items to %s: %s", len(items), self.path, error)
-            self.close()
-            return ExportResult.all_retryable(len(items), f"write failed: {error.strerror}")
-        return ExportResult.all_accepted(len(items))
+            except OSError:
+                # A short write then an error would leave half a line for the retry to follow.
+                os.ftruncate(fd, start)
+                os.fsync(fd)
+                raise
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
         """Close the file."""

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import multiprocessing
+import os
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from backend.sinks.jsonl import JsonlSink
 from backend.telemetry.item import TelemetryItem
@@ -76,3 +80,48 @@ def test_several_processes_append_whole_lines(tmp_path: Path) -> None:
     for writer in range(3):
         mine = [int(r["properties"]["index"]) for r in records if r["name"] == f"W{writer}"]
         assert mine == list(range(200))
+
+
+def test_an_item_that_cannot_be_encoded_is_rejected_and_the_rest_written(tmp_path: Path) -> None:
+    path = tmp_path / "telemetry.jsonl"
+    sink = JsonlSink(path)
+    broken = TelemetryItem(
+        name="WorkflowJob",
+        timestamp=datetime(2024, 3, 5, 10, 4, 30, tzinfo=UTC),
+        properties={"job_name": "build \ud800"},
+    )
+
+    result = sink.export([item("WorkflowRun"), broken])
+    sink.close()
+
+    assert (result.accepted, result.retryable) == ((0,), ())
+    assert [(r.index, r.reason) for r in result.rejected] == [
+        (1, "not serialisable: UnicodeEncodeError")
+    ]
+    assert [json.loads(line)["name"] for line in path.read_text().splitlines()] == ["WorkflowRun"]
+
+
+def test_a_short_write_then_an_error_leaves_no_partial_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "telemetry.jsonl"
+    sink = JsonlSink(path)
+    sink.export([item("WorkflowRun", 0)])
+    real_write = os.write
+    calls: list[int] = []
+
+    def disk_filling_up(fd: int, data: bytes) -> int:
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real_write(fd, data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", disk_filling_up)
+    failed = sink.export([item("WorkflowJob", 1), item("WorkflowJob", 2)])
+    monkeypatch.setattr(os, "write", real_write)
+    retried = sink.export([item("WorkflowJob", 1), item("WorkflowJob", 2)])
+    sink.close()
+
+    assert (failed.retryable, retried.accepted) == ((0, 1), (0, 1))
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["properties"]["index"] for r in records] == ["0", "1", "2"]
