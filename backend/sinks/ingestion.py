@@ -45,15 +45,12 @@ def classify(count: int, status: int, body: bytes, retry_after: str | None) -> E
     if status == 200:
         return ExportResult.all_accepted(count)
     errors = _errors(body) if status in {206} | INVALID_BATCH_STATUS else None
-    if errors is None:
-        if status in INVALID_BATCH_STATUS:
-            reasons = tuple(Rejection(i, f"ingestion answered {status}") for i in range(count))
-            return ExportResult(rejected=reasons, detail=f"HTTP {status}")
+    if errors is None and status not in INVALID_BATCH_STATUS:
         return ExportResult.all_retryable(count, f"ingestion answered HTTP {status}", hint)
     retryable: list[int] = []
     rejected: list[Rejection] = []
     failed: set[int] = set()
-    for error in errors:
+    for error in errors or []:
         index = error.get("index")
         if not isinstance(index, int) or not 0 <= index < count or index in failed:
             continue
@@ -66,14 +63,16 @@ def classify(count: int, status: int, body: bytes, retry_after: str | None) -> E
             rejected.append(
                 Rejection(index, f"ingestion rejected the item: {item_status} {message}")
             )
-    # A 206 accepted every item it does not list; any other status accepted none of them.
+    # A 206 accepted every item it does not list. A 400/413 accepted none: only the items it
+    # lists as retryable may succeed later, the others (listed or not) never will.
     unlisted = tuple(i for i in range(count) if i not in failed)
     accepted = unlisted if status == 206 else ()
-    retryable += [] if status == 206 else list(unlisted)
+    if status in INVALID_BATCH_STATUS:
+        rejected += [Rejection(i, f"ingestion answered {status}") for i in unlisted]
     return ExportResult(
         accepted=accepted,
         retryable=tuple(sorted(retryable)),
-        rejected=tuple(rejected),
+        rejected=tuple(sorted(rejected, key=lambda rejection: rejection.index)),
         detail=f"HTTP {status}: {len(accepted)} of {count} accepted",
         retry_after_s=hint,
     )

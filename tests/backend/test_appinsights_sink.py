@@ -114,22 +114,40 @@ def test_a_refused_connection_is_retryable_not_an_exception(
             400,
             b'{"errors": [{"index": 0, "statusCode": 400, "message": "bad"}]}',
             ExportResult(
-                retryable=(1,),
-                rejected=(Rejection(0, "ingestion rejected the item: 400 bad"),),
+                rejected=(
+                    Rejection(0, "ingestion rejected the item: 400 bad"),
+                    Rejection(1, "ingestion answered 400"),
+                ),
                 detail="HTTP 400: 0 of 2 accepted",
             ),
         ),
         (
             400,
-            b"not json",
+            b'{"errors": [{"index": 1, "statusCode": 503, "message": "busy"}]}',
             ExportResult(
-                rejected=(
-                    Rejection(0, "ingestion answered 400"),
-                    Rejection(1, "ingestion answered 400"),
-                ),
-                detail="HTTP 400",
+                retryable=(1,),
+                rejected=(Rejection(0, "ingestion answered 400"),),
+                detail="HTTP 400: 0 of 2 accepted",
             ),
         ),
+        *[
+            (
+                status,
+                body,
+                ExportResult(
+                    rejected=(
+                        Rejection(0, f"ingestion answered {status}"),
+                        Rejection(1, f"ingestion answered {status}"),
+                    ),
+                    detail=f"HTTP {status}: 0 of 2 accepted",
+                ),
+            )
+            for status, body in [
+                (400, b"not json"),
+                (400, b'{"itemsReceived": 2, "itemsAccepted": 0, "errors": []}'),
+                (413, b'{"errors": [{"index": 7, "statusCode": 400, "message": "?"}]}'),
+            ]
+        ],
         (206, b"not json", ExportResult.all_retryable(2, "ingestion answered HTTP 206")),
         (401, b"", ExportResult.all_retryable(2, "ingestion answered HTTP 401")),
         (402, b"", ExportResult.all_retryable(2, "ingestion answered HTTP 402")),
