@@ -21,7 +21,7 @@ from opencensus.ext.azure.common import parse_connection_string
 from opencensus.ext.azure.common.protocol import Data, Envelope, Event
 from opencensus.ext.azure.common.utils import azure_monitor_context, validate_instrumentation_key
 
-from backend.sinks.base import ExportResult, format_time
+from backend.sinks.base import ExportResult, Rejection, format_time
 from backend.sinks.ingestion import classify
 from backend.telemetry.item import TelemetryItem
 
@@ -32,6 +32,10 @@ DEFAULT_INGESTION_ENDPOINT = "https://dc.services.visualstudio.com"
 EVENT_ENVELOPE_NAME = "Microsoft.ApplicationInsights.Event"
 EVENT_BASE_TYPE = "EventData"
 TRACK_PATH = "/v2.1/track"
+# One request carries at most this many items and (unless one item is larger) bytes; a batch
+# of 32 jobs of 1,000 steps is some 32,000 items, far more than one request should hold.
+MAX_ITEMS_PER_REQUEST = 1000
+MAX_REQUEST_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,25 @@ def parse_target(connection_string: str) -> IngestionTarget:
         ) from None
     endpoint = str(parts.get("ingestionendpoint") or DEFAULT_INGESTION_ENDPOINT)
     return IngestionTarget(instrumentation_key=key, endpoint=endpoint)
+
+
+def requests_of(
+    parts: Sequence[tuple[int, bytes]],
+    max_items: int = MAX_ITEMS_PER_REQUEST,
+    max_bytes: int = MAX_REQUEST_BYTES,
+) -> list[list[tuple[int, bytes]]]:
+    """Split serialised items, in order, into requests within both bounds (at least one each)."""
+    requests_: list[list[tuple[int, bytes]]] = []
+    size = 0
+    for part in parts:
+        current = requests_[-1] if requests_ else None
+        if current is None or len(current) >= max_items or size + len(part[1]) + 1 > max_bytes:
+            requests_.append([part])
+            size = len(part[1]) + 2
+        else:
+            current.append(part)
+            size += len(part[1]) + 1
+    return requests_
 
 
 def base_tags(role_name: str) -> dict[str, str]:
@@ -124,19 +147,58 @@ class AppInsightsSink:
         return self._target.endpoint
 
     def export(self, items: Sequence[TelemetryItem]) -> ExportResult:
-        """POST the batch; connection errors and timeouts make every item retryable."""
+        """POST the batch in requests of bounded size; merge the per-item answers.
+
+        An item that cannot be serialised is rejected (it would fail on every retry); once a
+        request fails as a whole, the requests still to send are retryable without being sent,
+        so one export waits for at most one timeout.
+        """
         if not items:
             return ExportResult()
-        key = self._target.instrumentation_key
-        body = json.dumps(
-            [to_envelope(item, key, self._tags) for item in items],
-            separators=(",", ":"),
-            ensure_ascii=False,
-        ).encode("utf-8")
+        parts: list[tuple[int, bytes]] = []
+        rejected: list[Rejection] = []
+        for index, item in enumerate(items):
+            try:
+                parts.append((index, self._serialise(item)))
+            except (TypeError, ValueError) as error:  # UnicodeEncodeError is a ValueError
+                rejected.append(Rejection(index, f"not serialisable: {type(error).__name__}"))
+        accepted: list[int] = []
+        retryable: list[int] = []
+        details: list[str] = []
+        hints: list[float] = []
+        failed = False  # a request got no item through: send no more this time
+        for request in requests_of(parts):
+            positions = [index for index, _data in request]
+            if failed:
+                retryable += positions
+                continue
+            result = self._post([data for _index, data in request])
+            failed = len(result.retryable) == len(request)
+            accepted += [positions[i] for i in result.accepted]
+            retryable += [positions[i] for i in result.retryable]
+            rejected += [Rejection(positions[r.index], r.reason) for r in result.rejected]
+            if result.detail:
+                details.append(result.detail)
+            if result.retry_after_s is not None:
+                hints.append(result.retry_after_s)
+        return ExportResult(
+            accepted=tuple(sorted(accepted)),
+            retryable=tuple(sorted(retryable)),
+            rejected=tuple(sorted(rejected, key=lambda rejection: rejection.index)),
+            detail="; ".join(dict.fromkeys(details)),
+            retry_after_s=max(hints) if hints else None,
+        )
+
+    def _serialise(self, item: TelemetryItem) -> bytes:
+        envelope = to_envelope(item, self._target.instrumentation_key, self._tags)
+        return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+    def _post(self, envelopes: list[bytes]) -> ExportResult:
+        """One track request of serialised envelopes; the answer per item, by position."""
         try:
             response = self._session.post(
                 self._target.track_url,
-                data=body,
+                data=b"[" + b",".join(envelopes) + b"]",
                 headers={
                     "Accept": "application/json",
                     "Content-Type": "application/json; charset=utf-8",
@@ -145,10 +207,10 @@ class AppInsightsSink:
             )
         except requests.RequestException as error:
             detail = f"ingestion unreachable: {type(error).__name__}"
-            return ExportResult.all_retryable(len(items), detail)
+            return ExportResult.all_retryable(len(envelopes), detail)
         with response:
             return classify(
-                len(items),
+                len(envelopes),
                 response.status_code,
                 response.content,
                 response.headers.get("Retry-After"),

@@ -7,11 +7,13 @@ from datetime import UTC, datetime
 import pytest
 
 from backend.sinks import build_sink, disable_statsbeat_by_default
-from backend.sinks.appinsights import AppInsightsSink, parse_target
+from backend.sinks.appinsights import AppInsightsSink, parse_target, requests_of
 from backend.sinks.base import ExportResult, Rejection
 from backend.sinks.ingestion import classify
 from backend.telemetry.item import TelemetryItem
 from tests.ingestion_server import IngestionServer
+
+T0 = datetime(2024, 3, 5, 10, 2, 40, tzinfo=UTC)
 
 
 def item(name: str = "WorkflowJob", seconds: float = 150.0) -> TelemetryItem:
@@ -200,3 +202,61 @@ def test_build_sink_picks_app_insights_only_with_a_connection_string(
 
     assert type(build_sink(local)).__name__ == "JsonlSink"
     assert type(build_sink(remote)).__name__ == "AppInsightsSink"
+
+
+def test_a_large_batch_goes_in_requests_of_at_most_1000_items_with_answers_mapped_back(
+    ingestion_server: IngestionServer,
+) -> None:
+    sink = AppInsightsSink(ingestion_server.connection_string, timeout_s=5.0)
+    bad = {5.0, 1500.0, 2499.0}
+    ingestion_server.reject(lambda e: e["data"]["baseData"]["measurements"]["n"] in bad)
+    items = [
+        TelemetryItem(name="WorkflowStep", timestamp=T0, measurements={"n": float(i)})
+        for i in range(2500)
+    ]
+
+    result = sink.export(items)
+    sink.close()
+
+    assert len(ingestion_server.requests) == 3
+    assert [r.index for r in result.rejected] == [5, 1500, 2499]
+    assert result.accepted == tuple(i for i in range(2500) if float(i) not in bad)
+    assert result.retryable == ()
+    sent = [e["data"]["baseData"]["measurements"]["n"] for e in ingestion_server.events()]
+    assert sent == [float(i) for i in range(2500) if float(i) not in bad]
+
+
+def test_requests_are_bounded_in_bytes_and_an_oversized_item_goes_alone() -> None:
+    parts = [(0, b"x" * 400), (1, b"x" * 400), (2, b"x" * 2000), (3, b"x" * 10), (4, b"x" * 10)]
+
+    requests = requests_of(parts, max_items=2, max_bytes=1000)
+
+    assert [[index for index, _ in request] for request in requests] == [[0, 1], [2], [3, 4]]
+
+
+def test_after_a_failed_request_the_rest_are_retryable_without_waiting(
+    ingestion_server: IngestionServer,
+) -> None:
+    sink = AppInsightsSink(ingestion_server.connection_string, timeout_s=5.0)
+    ingestion_server.answer(503, retry_after="7")
+
+    result = sink.export([item() for _ in range(1500)])
+    sink.close()
+
+    assert ingestion_server.requests == [("/v2.1/track", 503)]
+    assert (result.accepted, result.retryable) == ((), tuple(range(1500)))
+    assert result.retry_after_s == 7.0
+
+
+def test_an_item_that_cannot_be_encoded_is_rejected_and_the_rest_sent(
+    ingestion_server: IngestionServer,
+) -> None:
+    sink = AppInsightsSink(ingestion_server.connection_string, timeout_s=2.0)
+    broken = TelemetryItem(name="WorkflowJob", timestamp=T0, properties={"job_name": "b \ud800"})
+
+    result = sink.export([item("Good"), broken, item("Good")])
+    sink.close()
+
+    assert (result.accepted, result.retryable) == ((0, 2), ())
+    assert result.rejected == (Rejection(1, "not serialisable: UnicodeEncodeError"),)
+    assert [e["data"]["baseData"]["name"] for e in ingestion_server.events()] == ["Good", "Good"]
