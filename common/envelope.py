@@ -177,7 +177,12 @@ def utc_now() -> datetime:
 
 
 def _json_bytes(document: Any) -> bytes:
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate ("\\ud800" in the JSON) has no UTF-8 form: keep it as an escape.
+        return json.dumps(document, separators=(",", ":")).encode("ascii")
 
 
 def _document(text: str) -> Any:

@@ -99,3 +99,13 @@ def test_a_pack_with_an_invalid_wrapper_is_unreadable_as_a_whole(
 ) -> None:
     with pytest.raises(EnvelopeError, match=error):
         decode_members(_text(document))
+
+
+def test_an_invalid_member_with_a_lone_surrogate_still_has_a_text() -> None:
+    bad = {"version": 1, "event": "workflow_job", "delivery_id": "x\ud800"}
+    text = _text({"version": 1, "envelopes": [_document(RUN), bad]})
+
+    [_, member] = decode_members(text)
+
+    assert member.error is not None
+    assert json.loads(gzip.decompress(base64.b64decode(member.text()))) == bad
