@@ -66,6 +66,10 @@ class MessageQueue(Protocol):
         """Raise QueueUnavailable unless the queue answers."""
 
 
+# A reason may quote what it refuses (a 40 KB action); the record must stay within the cap.
+MAX_REASON_CHARS = 1024
+
+
 # The record put on `<queue>-poison`: what was wrong, where it came from, and the original text.
 def poison_record(
     message: QueueMessage,
@@ -80,6 +84,8 @@ def poison_record(
     is that envelope alone as single-envelope message text, not the whole message.
     """
     content = message.content if member is None else member[2]
+    if len(reason) > MAX_REASON_CHARS:
+        reason = reason[:MAX_REASON_CHARS] + f"… ({len(reason)} characters)"
     record: dict[str, Any] = {
         "reason": reason,
         "source_queue": queue_name,
@@ -87,7 +93,7 @@ def poison_record(
         "dequeue_count": message.dequeue_count,
         "inserted_on": message.inserted_on.isoformat() if message.inserted_on else None,
         "dead_lettered_at": now.isoformat(),
-        "content_sha256": hashlib.sha256(content.encode("utf-8")).hexdigest(),
+        "content_sha256": hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest(),
         "content_encoding": "text",
         "content": content,
     }
@@ -96,7 +102,7 @@ def poison_record(
     text = json.dumps(record, separators=(",", ":"))
     if len(text.encode("utf-8")) <= MAX_MESSAGE_BYTES:
         return text
-    packed = gzip.compress(content.encode("utf-8"), mtime=0)
+    packed = gzip.compress(content.encode("utf-8", "surrogatepass"), mtime=0)
     record["content_encoding"] = "gzip+base64"
     record["content"] = base64.b64encode(packed).decode("ascii")
     text = json.dumps(record, separators=(",", ":"))
@@ -106,7 +112,7 @@ def poison_record(
     record["content_encoding"] = "text-truncated"
     record["content"] = ""
     room = MAX_MESSAGE_BYTES - len(json.dumps(record, separators=(",", ":")).encode()) - 64
-    record["content"] = content.encode("utf-8")[: max(room, 0) // 2].decode(
+    record["content"] = content.encode("utf-8", "surrogatepass")[: max(room, 0) // 2].decode(
         "utf-8", errors="ignore"
     )
     return json.dumps(record, separators=(",", ":"))

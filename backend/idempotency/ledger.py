@@ -25,7 +25,7 @@ DEFAULT_PURGE_INTERVAL_S = 3600
 MAX_KEY_CHARS = 512
 # Characters Azure Tables refuses in a RowKey, plus control characters.
 # https://learn.microsoft.com/en-us/rest/api/storageservices/understanding-the-table-service-data-model
-_FORBIDDEN_KEY_CHARS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
+_FORBIDDEN_KEY_CHARS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
 _PREFIX = "BACKEND_"
 
@@ -139,10 +139,18 @@ def check_key(key: str) -> str:
     """
     entity, _, action = key.rpartition(":")
     if not entity or not action:
-        raise ValueError(f"event key {key!r} is not '<entity>:<action>'")
+        raise ValueError(f"event key {_quoted(key)} is not '<entity>:<action>'")
     if len(key) > MAX_KEY_CHARS or _FORBIDDEN_KEY_CHARS.search(key):
-        raise ValueError(f"event key {key!r} is too long or has a character tables refuse")
+        raise ValueError(
+            f"event key {_quoted(key)} ({len(key)} characters) is too long or has a character "
+            "tables refuse"
+        )
     return key
+
+
+def _quoted(key: str) -> str:
+    """The key for an error message: at most its first 100 characters."""
+    return repr(key[:100]) + ("…" if len(key) > 100 else "")
 
 
 def distinct_keys(keys: Iterable[str]) -> list[str]:
