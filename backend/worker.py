@@ -20,7 +20,6 @@ from common.queue import (
     MessageQueue,
     QueueError,
     QueueMessage,
-    QueueUnavailable,
     poison_record,
 )
 from common.settings import BackendSettings
@@ -28,6 +27,8 @@ from common.settings import BackendSettings
 log = logging.getLogger(__name__)
 
 UNDECIDED = Verdict(Outcome.RETRY, "not decided before stopping")
+# After a failed visibility extension, try again this soon (at most a quarter of the interval).
+EXTEND_RETRY_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,9 @@ class Worker:
             batch = self.queue.receive(
                 self.config.max_messages_per_batch, self.config.visibility_timeout_s
             )
-        except QueueUnavailable as error:
+        except QueueError as error:
+            # Any failure to receive (a 404 other than QueueNotFound included) is an unavailable
+            # queue: back off and try again, never end the loop.
             if not self._queue_backoff.is_failing:
                 log.warning(
                     "queue %s unreachable, backing off up to %.0f s: %s",
@@ -221,10 +224,14 @@ class Worker:
             self.keep_alive(parcels)
 
     def keep_alive(self, parcels: Sequence[Parcel]) -> None:
-        """Extend the visibility of unsettled messages once half the timeout has passed."""
+        """Extend the visibility of unsettled messages once half the timeout has passed.
+
+        The time is recorded only once every extension succeeded; after a failure the next
+        try comes EXTEND_RETRY_S later, not another half timeout (when the message is visible).
+        """
         if self._clock() - self._extended_at < self.config.extend_after_s:
             return
-        self._extended_at = self._clock()
+        failed = False
         for parcel in parcels:
             if parcel.settled:
                 continue
@@ -234,7 +241,13 @@ class Worker:
             except MessageGone:
                 log.warning("message %s: lease lost before it could be extended", message.id)
             except QueueError as error:
+                failed = True
                 log.warning("message %s: could not extend visibility: %s", message.id, error)
+        if not failed:
+            self._extended_at = self._clock()
+        else:
+            retry_s = min(EXTEND_RETRY_S, self.config.extend_after_s / 4.0)
+            self._extended_at = self._clock() - self.config.extend_after_s + retry_s
 
     def settle(self, parcel: Parcel, touch_queue: bool = True, release: bool = False) -> None:
         """Apply the verdicts to the message once: delete, dead-letter, hide, release or leave.
@@ -267,6 +280,16 @@ class Worker:
                 message.id,
                 plan.action.value,
                 error,
+                extra=fields,
+            )
+            return
+        except Exception:
+            # A bug while settling one message must not end the loop or the batch's settling.
+            log.exception(
+                "message %s: settling (%s) failed unexpectedly; it reappears when its "
+                "visibility ends",
+                message.id,
+                plan.action.value,
                 extra=fields,
             )
             return
