@@ -3,9 +3,10 @@
 - Runs: completed `WorkflowRun` events (every attempt counts).
 - Success rate: runs whose `result` is `success` over runs that reached a verdict (`success`,
   `failure`, `timeout`, `error`); cancelled and skipped runs are left out of both.
-- Duration p50/p95: nearest-rank percentiles of `duration_seconds` (this attempt).
-- Queue time p50/p95 per label set: `queue_seconds` of completed `WorkflowJob` events that were
-  not skipped, grouped by their comma-joined `labels`.
+- Duration p50/p95: nearest-rank percentiles of `duration_seconds` (this attempt) of the runs
+  that reached a verdict.
+- Queue time p50/p95 per label: `queue_seconds` of completed `WorkflowJob` events that were not
+  skipped; a job counts once under each of its labels.
 - Runner busy time: the sum of `duration_seconds` of completed jobs per `runner_group_name`, and
   per `runner_name` for self-hosted runners (GitHub-hosted runners are new for every job).
 """
@@ -48,7 +49,7 @@ class WorkflowFigures:
 
 @dataclass(frozen=True)
 class QueueFigures:
-    """Queue time percentiles of one label set."""
+    """Queue time percentiles of one runner label."""
 
     jobs: int
     p50_s: float
@@ -96,7 +97,7 @@ def summarize(runs: Iterable[RunFact], jobs: Iterable[JobFact]) -> Summary:
     for workflow, facts in sorted(by_workflow.items()):
         decided = [fact for fact in facts if fact.result in VERDICTS]
         successes = sum(1 for fact in decided if fact.result == "success")
-        durations = [fact.duration_s for fact in facts]
+        durations = [fact.duration_s for fact in decided]
         summary.workflows[workflow] = WorkflowFigures(
             runs=len(facts),
             success_rate=successes / len(decided) if decided else None,
@@ -108,7 +109,8 @@ def summarize(runs: Iterable[RunFact], jobs: Iterable[JobFact]) -> Summary:
     group_busy: dict[str, float] = defaultdict(float)
     for job in jobs:
         if job.result != "skip":
-            queue_times[job.labels].append(job.queue_s)
+            for label in filter(None, job.labels.split(",")):
+                queue_times[label].append(job.queue_s)
         if job.group:
             group_busy[job.group] += job.duration_s
         if job.runner and job.self_hosted:
@@ -200,8 +202,8 @@ def format_report(actual: Summary, expected: Summary | None = None) -> str:
             f"{figures.p50_s:>8.0f} {figures.p95_s:>8.0f}{mark(want == figures)}"
         )
     lines.append("")
-    lines.append("Queue time per runner label set (jobs not skipped)")
-    lines.append(f"  {'labels':<28} {'jobs':>5} {'p50 s':>8} {'p95 s':>8}")
+    lines.append("Queue time per runner label (jobs not skipped)")
+    lines.append(f"  {'label':<28} {'jobs':>5} {'p50 s':>8} {'p95 s':>8}")
     for labels, queue in actual.queues.items():
         want_queue = expected.queues.get(labels) if expected else None
         lines.append(

@@ -72,21 +72,23 @@ def test_success_rate_leaves_out_cancelled_and_skipped_runs() -> None:
     summary = summarize(runs, [])
 
     figures = summary.workflows["o/r CI"]
-    assert (figures.runs, figures.p50_s, figures.p95_s) == (4, 10.0, 30.0)
+    # Durations, like the success rate, count only runs that reached a verdict.
+    assert (figures.runs, figures.p50_s, figures.p95_s) == (4, 20.0, 30.0)
     assert figures.success_rate == pytest.approx(1 / 3)
 
 
 def test_queue_time_skips_skipped_jobs_and_busy_time_sums_per_group_and_own_runner() -> None:
     jobs = [
         JobFact("ubuntu-latest", "r1", "success", 4, 100, "GitHub Actions", False),
-        JobFact("self-hosted", "b1", "failure", 8, 50, "linux", True),
-        JobFact("self-hosted", "b1", "success", 2, 25, "linux", True),
+        JobFact("self-hosted,linux", "b1", "failure", 8, 50, "linux", True),
+        JobFact("self-hosted,linux", "b1", "success", 2, 25, "linux", True),
         JobFact("ubuntu-latest", "", "skip", 0, 0),
     ]
 
     summary = summarize([], jobs)
 
     assert {k: asdict(v) for k, v in summary.queues.items()} == {
+        "linux": {"jobs": 2, "p50_s": 2.0, "p95_s": 8.0},
         "self-hosted": {"jobs": 2, "p50_s": 2.0, "p95_s": 8.0},
         "ubuntu-latest": {"jobs": 1, "p50_s": 4.0, "p95_s": 4.0},
     }
