@@ -52,6 +52,7 @@ class Job:
     exported: bool = False  # every item accepted; the ledger's `complete` is still due
     primary: Job | None = None  # another copy of the same event in this batch carries it
     hide_for_s: int | None = None  # keep the message invisible this long instead of releasing
+    poison_sent: bool = False  # this envelope's poison copy is already on the poison queue
     verdict: Verdict | None = None
 
     @property

@@ -20,14 +20,16 @@ from backend.outcome import Outcome, TransientError, Verdict
 from backend.parcel import Job, Parcel
 from backend.sinks.base import ExportResult, TelemetrySink
 from backend.telemetry.item import TelemetryItem
-from backend.telemetry.mapping import MappingError
+from backend.telemetry.mapping import MappingError, at_export, has_telemetry
 from common.envelope import Envelope, EnvelopeError, decode_members, utc_now
-from common.queue import QueueMessage
+from common.queue import QueueError, QueueMessage
 
 log = logging.getLogger(__name__)
 
 Mapper = Callable[[Envelope, datetime], list[TelemetryItem]]
 KeyFunction = Callable[[Envelope], str]
+# Puts the poison copy of one envelope of a pack on the poison queue (the worker's queue).
+PoisonSender = Callable[[Job, str], None]
 # After a failed purge, try again this much later rather than after a whole interval.
 PURGE_RETRY_S = 60.0
 
@@ -61,6 +63,7 @@ class Processor:
         mapper: Mapper | None = None,
         key_of: KeyFunction | None = None,
         now: Callable[[], datetime] = utc_now,
+        is_mapped: Callable[[Envelope], bool] = has_telemetry,
     ) -> None:
         if mapper is None or key_of is None:
             default_mapper, default_key = default_mapping()
@@ -74,6 +77,8 @@ class Processor:
         self._mapper = mapper
         self._key_of = key_of
         self._now = now
+        self._is_mapped = is_mapped
+        self._send_poison: PoisonSender | None = None
         self._next_purge_check: datetime | None = None
 
     def unpack(self, message: QueueMessage) -> Parcel:
@@ -108,13 +113,17 @@ class Processor:
         """Compute the decoded envelope's key; map it unless its message was received too often.
 
         A message over MAX_DEQUEUE_COUNT is not mapped (mapping may be what keeps failing);
-        it is claimed like any other so a copy of an exported event is deleted, not poisoned.
+        it is claimed like any other so a copy of an exported event is deleted, not poisoned,
+        unless its action maps to no telemetry at all (the mapping's action table says so).
         """
         assert job.envelope is not None
         try:
             job.key = check_key(self._key_of(job.envelope))
             if not job.overdelivered:
                 job.items = list(self._mapper(job.envelope, self._now()))
+            elif not self._is_mapped(job.envelope):
+                job.verdict = _no_telemetry(job.envelope)
+                return
         except (EnvelopeError, MappingError, ValueError) as error:
             job.verdict = Verdict(Outcome.POISON, _named(error))
             return
@@ -122,23 +131,23 @@ class Processor:
             job.verdict = self._unexpected(job, error)
             return
         if not job.items and not job.overdelivered:
-            envelope = job.envelope
-            job.verdict = Verdict(
-                Outcome.DONE, f"no telemetry for {envelope.event} action {envelope.action!r}"
-            )
+            job.verdict = _no_telemetry(job.envelope)
             return
         job.pending = list(range(len(job.items)))
 
-    def advance(self, jobs: Sequence[Job]) -> None:
+    def advance(self, jobs: Sequence[Job], send_poison: PoisonSender | None = None) -> None:
         """Claim, export and complete what each undecided job still needs.
 
         Every call claims again the keys still to export: the first call is the batch's one
-        claim; on a retry the claim is reentrant and renews the lease of what is held.
+        claim; on a retry the claim is reentrant and renews the lease of what is held. With
+        `send_poison`, a pack member the sink rejected is copied to poison at once and its
+        key completed, so a sibling's retry does not export it again.
 
         Raises:
             LedgerDown: the ledger is unreachable; undecided jobs keep their progress.
             TransientError: the sink failed; undecided jobs keep their progress.
         """
+        self._send_poison = send_poison
         try:
             self._complete([job for job in jobs if job.verdict is None and job.exported])
             self._claim([job for job in jobs if self._needs_claim(job)])
@@ -158,7 +167,23 @@ class Processor:
             raise TransientError(result.detail or "sink failed", result.retry_after_s)
 
     def release(self, jobs: Sequence[Job]) -> None:
-        """Give up held jobs on a graceful stop: abandon the claims nothing was exported for."""
+        """Give up held jobs on a graceful stop: abandon the claims nothing was exported for.
+
+        A job whose items were all accepted is finished: only the ledger's `complete` is
+        missing, and releasing its message would export it again.
+        """
+        for job in jobs:
+            if job.verdict is None and job.exported:
+                log.warning(
+                    "message %s: event %s was exported but the ledger could not record its "
+                    "completion before stopping; its telemetry may be duplicated",
+                    job.label,
+                    job.key,
+                )
+                job.claimed = False
+                job.verdict = self._exported_verdict(
+                    job, "; the ledger could not record the completion (possible duplicate)"
+                )
         untouched = [
             job
             for job in jobs
@@ -247,6 +272,10 @@ class Processor:
 
     def _export(self, jobs: list[Job]) -> ExportResult:
         owners = [(job, index) for job in jobs for index in job.pending]
+        now = self._now()
+        for job, index in owners:
+            if job.envelope is not None:
+                job.items[index] = at_export(job.items[index], job.envelope, now)
         items = [job.items[index] for job, index in owners]
         try:
             result = self.sink.export(items)
@@ -267,24 +296,54 @@ class Processor:
         return result
 
     def _finish(self, jobs: list[Job]) -> None:
-        """Jobs with nothing left to send: poison (and release the claim) or due for complete."""
-        rejected = [job for job in jobs if job.rejections]
+        """Jobs with nothing left to send: due for complete, or poison with the claim released.
+
+        A rejected pack member is completed too (after its poison copy), so the siblings'
+        retries do not export it again; a rejected single envelope is dead-lettered at once.
+        """
+        rejected = [job for job in jobs if job.rejections and not self._copies_now(job)]
         for job in rejected:
-            job.verdict = Verdict(
-                Outcome.POISON,
-                f"the sink rejected {len(job.rejections)} of {len(job.items)} items "
-                f"(first: {job.rejections[0]})",
-            )
+            job.verdict = self._exported_verdict(job)
         self._abandon(rejected)
         for job in jobs:
-            job.exported = not job.rejections
+            job.exported = job not in rejected
+
+    def _copies_now(self, job: Job) -> bool:
+        return job.member is not None and self._send_poison is not None
+
+    def _exported_verdict(self, job: Job, note: str = "") -> Verdict:
+        if job.rejections:
+            return Verdict(
+                Outcome.POISON,
+                f"the sink rejected {len(job.rejections)} of {len(job.items)} items "
+                f"(first: {job.rejections[0]}){note}",
+            )
+        return Verdict(Outcome.DONE, f"{len(job.items)} item(s) accepted by the sink{note}")
+
+    def _copy_to_poison(self, jobs: list[Job]) -> list[Job]:
+        """Send the poison copies due before `complete`; the jobs that may be completed now."""
+        ready: list[Job] = []
+        for job in jobs:
+            if job.rejections and not job.poison_sent and self._send_poison is not None:
+                try:
+                    self._send_poison(job, self._exported_verdict(job).reason)
+                except QueueError as error:
+                    # Fall back: poison it now, its copy is written when the message is deleted.
+                    log.warning("message %s: poison copy failed: %s", job.label, error)
+                    job.verdict = self._exported_verdict(job)
+                    self._abandon([job])
+                    continue
+                job.poison_sent = True
+            ready.append(job)
+        return ready
 
     def _complete(self, jobs: list[Job]) -> None:
+        jobs = self._copy_to_poison(jobs)
         if not jobs:
             return
         refused = self.ledger.complete([job.key for job in jobs], self.owner, self._now())
         for job in jobs:
-            reason = f"{len(job.items)} item(s) accepted by the sink"
+            note = ""
             if job.key in refused:
                 log.warning(
                     "message %s: event %s was taken over by another worker after this one's "
@@ -292,9 +351,9 @@ class Processor:
                     job.label,
                     job.key,
                 )
-                reason += "; the ledger refused the completion (possible duplicate)"
+                note = "; the ledger refused the completion (possible duplicate)"
             job.claimed = False
-            job.verdict = Verdict(Outcome.DONE, reason)
+            job.verdict = self._exported_verdict(job, note)
 
     def _abandon(self, jobs: list[Job]) -> None:
         """Release claims best effort: if the ledger is down, they lapse with their lease."""
@@ -319,6 +378,10 @@ class Processor:
                 primary.verdict.outcome,
                 f"same event as message {primary.label} in this batch: {primary.verdict.reason}",
             )
+
+
+def _no_telemetry(envelope: Envelope) -> Verdict:
+    return Verdict(Outcome.DONE, f"no telemetry for {envelope.event} action {envelope.action!r}")
 
 
 def _named(error: Exception) -> str:

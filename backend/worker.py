@@ -179,7 +179,7 @@ class Worker:
         while True:
             self.keep_alive(parcels)
             try:
-                self.processor.advance(jobs)
+                self.processor.advance(jobs, self._send_member_poison)
             except TransientError as error:
                 hint = error.retry_after_s
                 detail = str(error)
@@ -301,7 +301,8 @@ class Worker:
         if plan.action is Action.DELETE:
             # Copy first, delete second: a crash in between leaves a duplicate, never a loss.
             for job in plan.poisoned:
-                self.queue.send_poison(self._member_record(job))
+                if not job.poison_sent:
+                    self._send_member_poison(job, (job.verdict or UNDECIDED).reason)
             self.queue.delete(message)
         elif plan.action is Action.DEAD_LETTER:
             self.queue.dead_letter(message, plan.reason)
@@ -312,12 +313,14 @@ class Worker:
         elif plan.action is Action.RELEASE:
             self.queue.release(message)
 
-    def _member_record(self, job: Job) -> str:
-        """The poison record of one envelope of a pack, holding that envelope alone."""
-        member, verdict = job.member, job.verdict or UNDECIDED
+    def _send_member_poison(self, job: Job, reason: str) -> None:
+        """Put the poison record of one envelope of a pack, holding that envelope alone."""
+        member = job.member
         assert member is not None
         place = (member.index, member.count, member.text())
-        return poison_record(job.message, verdict.reason, self.queue.name, utc_now(), place)
+        record = poison_record(job.message, reason, self.queue.name, utc_now(), place)
+        self.queue.send_poison(record)
+        job.poison_sent = True
 
     def _log_outcome(self, job: Job) -> None:
         verdict = job.verdict or UNDECIDED

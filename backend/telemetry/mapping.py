@@ -6,12 +6,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
-from backend.telemetry import jobs, runs
+from backend.telemetry import jobs, runs, timing
 from backend.telemetry.errors import MappingError
 from backend.telemetry.item import TelemetryItem
 from common.envelope import Envelope
 
-__all__ = ["MappingError", "to_telemetry"]
+__all__ = ["MappingError", "at_export", "has_telemetry", "to_telemetry"]
+
+PROCESSING_LAG = "processing_lag_seconds"
 
 Mapper = Callable[[Envelope, datetime], list[TelemetryItem]]
 
@@ -36,6 +38,24 @@ def action_of(envelope: Envelope) -> str:
     """Return the delivery's action: the envelope's, else the payload's own."""
     action = envelope.action or envelope.payload.get("action")
     return action if isinstance(action, str) else ""
+
+
+def has_telemetry(envelope: Envelope) -> bool:
+    """Tell whether the delivery's event and action map to any telemetry, without mapping it."""
+    return action_of(envelope) in MAPPERS.get(envelope.event, {})
+
+
+def at_export(item: TelemetryItem, envelope: Envelope, exported_at: datetime) -> TelemetryItem:
+    """Return `item` with its `processing_lag_seconds` (if it has one) measured to `exported_at`.
+
+    The mapping measures the lag when it runs; a batch held through an outage is exported
+    later, so the lag is measured again right before each export attempt.
+    """
+    if PROCESSING_LAG not in item.measurements:
+        return item
+    received_at = timing.as_utc(envelope.received_at)
+    lag_s = max((timing.as_utc(exported_at) - received_at).total_seconds(), 0.0)
+    return replace(item, measurements={**item.measurements, PROCESSING_LAG: lag_s})
 
 
 def to_telemetry(envelope: Envelope, exported_at: datetime) -> list[TelemetryItem]:

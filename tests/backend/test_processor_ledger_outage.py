@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -24,6 +24,7 @@ from tests.backend.ledgered import (
     job_text,
     wall_clock,
 )
+from tests.payloads import RECEIVED_AT
 
 
 def test_a_sink_outage_renews_the_claim_before_every_retry(
@@ -216,3 +217,49 @@ def test_without_a_ledger_every_copy_is_exported(
 
     assert sink.names == JOB_ITEMS * 2
     assert len(queue) == 0
+
+
+def test_a_stop_after_the_export_while_the_ledger_is_down_deletes_the_message(
+    queue: CountingQueue,
+    sink: RecordingSink,
+    ledger: CountingLedger,
+    processor: Processor,
+    fake_time: FakeTime,
+    make_worker: WorkerFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    queue.send(job_text())
+    real_export = sink.export
+
+    def export_then_lose_the_ledger(items: Sequence[TelemetryItem]) -> ExportResult:
+        ledger.unavailable = True
+        return real_export(items)
+
+    sink.export = export_then_lose_the_ledger  # type: ignore[method-assign]
+    fake_time.on_sleep = lambda _seconds: fake_time.stopper.request()
+
+    with caplog.at_level(logging.WARNING):
+        worker = make_worker(processor)
+        worker.work()
+
+    assert (sink.names, len(sink.exports)) == (JOB_ITEMS, 1)
+    assert (worker.counts, len(queue), queue.dead_letters) == ({Outcome.DONE: 1}, 0, [])
+    [warning] = [r for r in caplog.records if "could not record its completion" in r.getMessage()]
+    assert JOB_KEY in warning.getMessage()
+
+
+def test_processing_lag_is_measured_at_the_export_that_succeeds(
+    queue: CountingQueue, sink: RecordingSink, fake_time: FakeTime, make_worker: WorkerFactory
+) -> None:
+    def now() -> datetime:
+        return RECEIVED_AT + timedelta(seconds=fake_time.now - 1000.0 + 2.0)
+
+    queue.send(job_text())
+    sink.fail_next(3)
+
+    worker = make_worker(Processor(sink, MAX_DEQUEUE_COUNT, now=now))
+    worker.work(burst=True)
+
+    [job] = [item for item in sink.items if item.name == "WorkflowJob"]
+    # Mapped 2 s after it was received, exported after three backoffs (0.5 + 1 + 2 s).
+    assert job.measurements["processing_lag_seconds"] == 5.5

@@ -191,3 +191,25 @@ def test_a_pack_received_too_often_poisons_each_claimed_member_alone(
     )
     assert unzipped(record["content"])["delivery_id"] == "d-1"
     assert (sink.exports, len(queue)) == ([], 0)
+
+
+def test_an_overdelivered_member_without_telemetry_is_done_not_poisoned(
+    queue: CountingQueue,
+    sink: RecordingSink,
+    processor: Processor,
+    make_worker: WorkerFactory,
+) -> None:
+    ignored = workflow_run_payload("completed")
+    ignored["action"] = "pre_requested"
+    queue.send(pack_text(job_text(), message_text(ignored, delivery_id="d-ignored")))
+    for _ in range(5):
+        [message] = queue.receive(1, visibility_timeout_s=VISIBILITY_S)
+        queue.release(message)
+
+    worker = make_worker(processor)
+    worker.work(burst=True)
+
+    [record] = [json.loads(text) for text in queue.dead_letters]
+    assert record["member_index"] == 0
+    assert (sink.exports, len(queue)) == ([], 0)
+    assert worker.counts == {Outcome.POISON: 1, Outcome.DONE: 1}
