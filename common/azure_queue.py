@@ -69,7 +69,8 @@ def _error_code(error: HttpResponseError) -> str:
 
 def _is_gone(error: HttpResponseError) -> bool:
     # Delete/update answer 404 MessageNotFound or 400 PopReceiptMismatch once the message is
-    # no longer ours. https://learn.microsoft.com/en-us/rest/api/storageservices/queue-service-error-codes
+    # no longer ours; only those two calls may mean that (a 404 elsewhere is a wrong endpoint).
+    # https://learn.microsoft.com/en-us/rest/api/storageservices/queue-service-error-codes
     return _error_code(error) in {"MessageNotFound", "PopReceiptMismatch"} or (
         error.status_code == 404 and _error_code(error) != "QueueNotFound"
     )
@@ -84,7 +85,8 @@ class AzureQueue:
         self._poison = _client(settings, settings.poison_queue_name, timeouts)
         self._created: set[str] = set()
 
-    def _call(self, client: QueueClient, operation: Callable[[], T]) -> T:
+    def _call(self, client: QueueClient, operation: Callable[[], T], on_message: bool = False) -> T:
+        """Run `operation`; `on_message` (delete, update) lets a 404 or stale receipt mean gone."""
         try:
             try:
                 return operation()
@@ -94,7 +96,7 @@ class AzureQueue:
                 self._create(client)
                 return operation()
         except HttpResponseError as error:
-            if _is_gone(error):
+            if on_message and _is_gone(error):
                 raise MessageGone(f"{error.status_code} {_error_code(error)}") from error
             raise QueueUnavailable(
                 f"queue {client.queue_name} answered {error.status_code} {_error_code(error)}"
@@ -143,7 +145,11 @@ class AzureQueue:
         return self._call(self._queue, one_page)
 
     def delete(self, message: QueueMessage) -> None:
-        self._call(self._queue, lambda: self._queue.delete_message(message.id, message.pop_receipt))
+        self._call(
+            self._queue,
+            lambda: self._queue.delete_message(message.id, message.pop_receipt),
+            on_message=True,
+        )
 
     def extend(self, message: QueueMessage, visibility_timeout_s: int) -> QueueMessage:
         updated = self._call(
@@ -151,6 +157,7 @@ class AzureQueue:
             lambda: self._queue.update_message(
                 message.id, message.pop_receipt, visibility_timeout=visibility_timeout_s
             ),
+            on_message=True,
         )
         return QueueMessage(
             id=message.id,
@@ -166,6 +173,7 @@ class AzureQueue:
             lambda: self._queue.update_message(
                 message.id, message.pop_receipt, visibility_timeout=0
             ),
+            on_message=True,
         )
 
     def dead_letter(self, message: QueueMessage, reason: str) -> None:

@@ -11,7 +11,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from common.envelope import utc_now
-from common.queue import QueueUnavailable
+from common.queue import QueueError, QueueUnavailable
 from frontend.delivery import (
     DELIVERY_HEADER,
     EVENT_HEADER,
@@ -105,9 +105,14 @@ def _message_too_large(error: MessageTooLarge) -> Response:
 @blueprint.app_errorhandler(QueueUnavailable)
 def _queue_unavailable(error: QueueUnavailable) -> Response:
     log.warning("queue unavailable: %s", error)
-    response = _answer(503, "queue_unavailable", {"error": "queue unavailable, retry later"})
-    response.headers["Retry-After"] = str(RETRY_AFTER_S)
-    return response
+    return _retry_later()
+
+
+@blueprint.app_errorhandler(QueueError)
+def _queue_error(error: QueueError) -> Response:
+    # A send or ping never means MessageGone; should a queue say so anyway, GitHub may retry.
+    log.error("queue failed unexpectedly: %s: %s", type(error).__name__, error)
+    return _retry_later()
 
 
 @blueprint.app_errorhandler(HTTPException)
@@ -171,6 +176,12 @@ def _read_body() -> bytes:
         if request.environ["wsgi.input"].read(1):
             raise RequestEntityTooLarge()
     return body
+
+
+def _retry_later() -> Response:
+    response = _answer(503, "queue_unavailable", {"error": "queue unavailable, retry later"})
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
 
 
 def _answer(status: int, outcome: str, document: Mapping[str, Any]) -> Response:
