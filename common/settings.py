@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_QUEUE_NAME = "github-webhook-events"
+POISON_SUFFIX = "-poison"
+# Azure queue names: 3-63 lowercase letters, digits and single inner hyphens; the poison queue
+# `<name>-poison` must obey the same rule, so the name itself may have at most 56 characters.
+# https://learn.microsoft.com/en-us/rest/api/storageservices/naming-queues-and-metadata
+_QUEUE_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+MAX_QUEUE_NAME_CHARS = 63 - len(POISON_SUFFIX)
 
 
 class SettingsError(ValueError):
@@ -25,7 +32,7 @@ class StorageSettings:
     @property
     def poison_queue_name(self) -> str:
         """The dead-letter queue beside the main one."""
-        return f"{self.queue_name}-poison"
+        return f"{self.queue_name}{POISON_SUFFIX}"
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,27 @@ def _check_connection_string(value: str, name: str) -> None:
         raise SettingsError(f"{name} is not a connection string of `Key=Value;` pairs")
     if not keys & {"accountname", "queueendpoint", "tableendpoint", "usedevelopmentstorage"}:
         raise SettingsError(f"{name} names neither an AccountName nor a QueueEndpoint")
+    from azure.storage.queue import QueueClient  # the SDK's own parser; builds, never connects
+
+    try:
+        QueueClient.from_connection_string(value, DEFAULT_QUEUE_NAME)
+    except ValueError as error:
+        # The string holds a key: never echo it, nor an SDK message that quotes any of it.
+        reason = str(error)
+        values = (part.partition("=")[2].strip() for part in parts)
+        if any(len(secret) > 3 and secret in reason for secret in values):
+            reason = "the Azure SDK cannot build a client from it"
+        raise SettingsError(f"{name} is not a usable connection string: {reason}") from None
+
+
+def _check_queue_name(value: str, name: str) -> None:
+    """Fail at start on a queue name Azure would refuse, for the queue or its poison queue."""
+    if not 3 <= len(value) <= MAX_QUEUE_NAME_CHARS or not _QUEUE_NAME.fullmatch(value):
+        raise SettingsError(
+            f"{name} must be 3-{MAX_QUEUE_NAME_CHARS} lowercase letters, digits and single "
+            f"hyphens, starting and ending with a letter or digit (`<name>{POISON_SUFFIX}` is "
+            f"the poison queue), got {value!r}"
+        )
 
 
 def load_storage_settings(env: Mapping[str, str], prefix: str = "") -> StorageSettings:
@@ -140,6 +168,7 @@ def load_storage_settings(env: Mapping[str, str], prefix: str = "") -> StorageSe
             f"{prefix}AZURE_STORAGE_ACCOUNT_NAME (managed identity via DefaultAzureCredential)"
         )
     queue_name = lookup(env, "AZURE_STORAGE_QUEUE_NAME", prefix) or DEFAULT_QUEUE_NAME
+    _check_queue_name(queue_name, f"{prefix}AZURE_STORAGE_QUEUE_NAME")
     return StorageSettings(connection_string, account_name, queue_name)
 
 

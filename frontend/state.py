@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import current_app
 
-from common.queue import MessageQueue
+from common.queue import MessageQueue, QueueUnavailable
 from common.settings import FrontendSettings
 from frontend.batching import Sender
 
@@ -31,10 +31,19 @@ class LazyQueue:
         self._pid = 0
 
     def get(self) -> MessageQueue:
-        """The queue client of this process, built on the first call."""
+        """The queue client of this process, built on the first call.
+
+        Raises:
+            QueueUnavailable: the client could not be built (settings checks make it rare).
+        """
         with self._lock:
             if self._queue is None or self._pid != os.getpid():
-                self._queue = self._factory()
+                try:
+                    self._queue = self._factory()
+                except Exception as error:
+                    # Its message may quote the connection string, which holds a key.
+                    name = type(error).__name__
+                    raise QueueUnavailable(f"the queue client cannot be built ({name})") from None
                 self._pid = os.getpid()
             return self._queue
 

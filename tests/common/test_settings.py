@@ -160,8 +160,8 @@ def test_backend_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_backend_prefixed_names_win_over_unprefixed_ones() -> None:
     settings = load_backend_settings(
         {
-            "AZURE_STORAGE_CONNECTION_STRING": "AccountName=shared",
-            "BACKEND_AZURE_STORAGE_CONNECTION_STRING": "AccountName=backend",
+            "AZURE_STORAGE_CONNECTION_STRING": "AccountName=shared;AccountKey=c2hhcmVk",
+            "BACKEND_AZURE_STORAGE_CONNECTION_STRING": "AccountName=backend;AccountKey=a2V5",
             "AZURE_STORAGE_QUEUE_NAME": "shared-queue",
             "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=shared",
             "BACKEND_APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=backend",
@@ -174,7 +174,9 @@ def test_backend_prefixed_names_win_over_unprefixed_ones() -> None:
         }
     )
 
-    assert settings.storage == StorageSettings("AccountName=backend", None, "shared-queue")
+    assert settings.storage == StorageSettings(
+        "AccountName=backend;AccountKey=a2V5", None, "shared-queue"
+    )
     assert settings.appinsights_connection_string == "InstrumentationKey=backend"
     assert (settings.poll_interval_s, settings.worker_processes) == (0.5, 3)
     assert (settings.max_dequeue_count, settings.visibility_timeout_s) == (7, 300)

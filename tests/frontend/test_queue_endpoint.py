@@ -7,11 +7,14 @@ from dataclasses import replace
 import pytest
 
 from common.memory_queue import InMemoryQueue
-from common.queue import MessageGone
+from common.queue import MessageGone, QueueUnavailable
 from common.settings import StorageSettings
 from frontend.app import create_app
+from frontend.state import LazyQueue
 from tests.frontend.deliveries import frontend_settings, post_webhook, signed_delivery
 from tests.storage_server import NOT_FOUND, storage_server
+
+SECRET_KEY = "a2V5LXRoYXQtbXVzdC1uZXZlci1iZS1sb2dnZWQ="
 
 
 @pytest.mark.parametrize("packing", [True, False], ids=["packing", "direct"])
@@ -52,3 +55,26 @@ def test_any_queue_error_is_503_with_retry_after() -> None:
 
     for response in (webhook, ready):
         assert (response.status_code, response.headers["Retry-After"]) == (503, "30")
+
+
+def test_a_queue_client_that_cannot_be_built_is_503_not_500() -> None:
+    def broken() -> InMemoryQueue:
+        raise ValueError(f"Invalid connection string {SECRET_KEY}")
+
+    lazy = LazyQueue(broken)
+
+    with pytest.raises(QueueUnavailable) as raised:
+        lazy.get()
+    assert str(raised.value) == "the queue client cannot be built (ValueError)"
+
+
+@pytest.mark.parametrize("packing", [True, False], ids=["packing", "direct"])
+def test_settings_that_bypass_the_checks_still_answer_503(packing: bool) -> None:
+    storage = StorageSettings("AccountName=foo", None, "hooks")
+    client = create_app(replace(frontend_settings(storage), packing=packing)).test_client()
+    body, headers = signed_delivery()
+
+    webhook = post_webhook(client, body, headers)
+    ready = client.get("/ready")
+
+    assert (webhook.status_code, ready.status_code) == (503, 503)
