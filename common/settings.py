@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -15,6 +16,14 @@ POISON_SUFFIX = "-poison"
 # https://learn.microsoft.com/en-us/rest/api/storageservices/naming-queues-and-metadata
 _QUEUE_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 MAX_QUEUE_NAME_CHARS = 63 - len(POISON_SUFFIX)
+MAX_PORT = 65535
+# `.env`: an unquoted value ends where whitespace and `#` start a comment.
+_INLINE_COMMENT = re.compile(r"\s+#.*$")
+# A longer sleep after an empty receive is a typo, not a setting.
+MAX_POLL_INTERVAL_S = 3600.0
+# Azure hides a received message for at most 7 days.
+# https://learn.microsoft.com/en-us/rest/api/storageservices/get-messages
+MAX_VISIBILITY_TIMEOUT_S = 7 * 24 * 3600
 
 
 class SettingsError(ValueError):
@@ -70,11 +79,21 @@ def read_dotenv(path: Path) -> dict[str, str]:
         if not stripped or stripped.startswith("#") or "=" not in stripped:
             continue
         key, _, value = stripped.removeprefix("export ").partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip()] = value
+        values[key.strip()] = _dotenv_value(value)
     return values
+
+
+def _dotenv_value(raw: str) -> str:
+    """A value without its quotes, or without a ` # comment` after it (quoted or not)."""
+    value = raw.strip()
+    if value[:1] in {"'", '"'}:
+        closing = value.find(value[0], 1)
+        rest = value[closing + 1 :].strip() if closing > 0 else None
+        if rest is not None and (not rest or rest.startswith("#")):
+            return value[1:closing]
+        if len(value) >= 2 and value[-1] == value[0]:
+            return value[1:-1]  # a quote inside quotes, as before
+    return _INLINE_COMMENT.sub("", raw).strip()
 
 
 def environment(dotenv: Path | None = Path(".env")) -> dict[str, str]:
@@ -93,7 +112,15 @@ def lookup(env: Mapping[str, str], name: str, prefix: str) -> str | None:
     return None
 
 
-def number(env: Mapping[str, str], name: str, prefix: str, default: float, minimum: float) -> float:
+def number(
+    env: Mapping[str, str],
+    name: str,
+    prefix: str,
+    default: float,
+    minimum: float,
+    maximum: float = math.inf,
+) -> float:
+    """Read a finite number within [minimum, maximum]; `nan` and `inf` are refused."""
     raw = lookup(env, name, prefix)
     if raw is None:
         return default
@@ -101,13 +128,25 @@ def number(env: Mapping[str, str], name: str, prefix: str, default: float, minim
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{prefix}{name} must be a number, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise SettingsError(f"{prefix}{name} must be a finite number, got {raw!r}")
     if value < minimum:
         raise SettingsError(f"{prefix}{name} must be at least {minimum:g}, got {raw!r}")
+    if value > maximum:
+        raise SettingsError(f"{prefix}{name} must be at most {maximum:g}, got {raw!r}")
     return value
 
 
-def integer(env: Mapping[str, str], name: str, prefix: str, default: int, minimum: int) -> int:
-    value = number(env, name, prefix, default, minimum)
+def integer(
+    env: Mapping[str, str],
+    name: str,
+    prefix: str,
+    default: int,
+    minimum: int,
+    maximum: float = math.inf,
+) -> int:
+    """Read a whole number within [minimum, maximum]."""
+    value = number(env, name, prefix, default, minimum, maximum)
     if value != int(value):
         raise SettingsError(f"{prefix}{name} must be a whole number, got {value:g}")
     return int(value)
@@ -183,7 +222,7 @@ def load_frontend_settings(env: Mapping[str, str]) -> FrontendSettings:
         )
     return FrontendSettings(
         host=lookup(env, "HOST", "") or "0.0.0.0",
-        port=integer(env, "PORT", "", 8080, 1),
+        port=integer(env, "PORT", "", 8080, 1, MAX_PORT),
         webhook_secrets=secrets,
         storage=load_storage_settings(env),
         packing=flag(env, "FRONTEND_PACKING", "", True),
@@ -196,9 +235,11 @@ def load_backend_settings(env: Mapping[str, str]) -> BackendSettings:
     return BackendSettings(
         storage=load_storage_settings(env, prefix),
         appinsights_connection_string=lookup(env, "APPLICATIONINSIGHTS_CONNECTION_STRING", prefix),
-        poll_interval_s=number(env, "POLL_INTERVAL_SECONDS", prefix, 5.0, 0.0),
+        poll_interval_s=number(env, "POLL_INTERVAL_SECONDS", prefix, 5.0, 0.0, MAX_POLL_INTERVAL_S),
         max_messages_per_batch=min(integer(env, "MAX_MESSAGES_PER_BATCH", prefix, 32, 1), 32),
-        visibility_timeout_s=integer(env, "VISIBILITY_TIMEOUT_SECONDS", prefix, 300, 1),
+        visibility_timeout_s=integer(
+            env, "VISIBILITY_TIMEOUT_SECONDS", prefix, 300, 1, MAX_VISIBILITY_TIMEOUT_S
+        ),
         worker_processes=integer(env, "WORKER_PROCESSES", prefix, os.cpu_count() or 1, 1),
         max_dequeue_count=integer(env, "MAX_DEQUEUE_COUNT", prefix, 5, 1),
         telemetry_file=Path(

@@ -17,6 +17,8 @@ SERVICE = "frontend"
 # The frontend waits on the queue, not the CPU: a few processes with several threads each.
 DEFAULT_WORKERS = 2
 DEFAULT_THREADS = 8
+# Workers and threads per worker; more is a typo (each worker is a process).
+MAX_COUNT = 1024
 # Requests that `frontend.views` already logs in one line with everything the access line has.
 DELIVERY_LOGGED = frozenset({("POST", "/webhook")})
 
@@ -49,9 +51,14 @@ def _count(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
-    if not raw.isdigit() or int(raw) < 1:
-        raise SettingsError(f"{name} must be a whole number of at least 1, got {raw!r}")
-    return int(raw)
+    try:
+        # isdecimal, not isdigit: "²" is a digit that int() refuses.
+        value = int(raw) if raw.isdecimal() else 0
+    except ValueError:  # more digits than int() converts
+        value = 0
+    if not 1 <= value <= MAX_COUNT:
+        raise SettingsError(f"{name} must be a whole number from 1 to {MAX_COUNT}, got {raw!r}")
+    return value
 
 
 class JsonGunicornLogger(Logger):  # type: ignore[misc]
