@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 # A spec is a tuple of kept keys; a key mapped to a nested spec keeps only those sub-keys
-# (applied to every element when the value is a list).
+# (applied to every object of a list, e.g. steps). A plain key keeps a scalar or a list of
+# scalars (labels); an object, or an array holding one, where GitHub sends those is dropped.
 Spec = tuple["str | tuple[str, Spec]", ...]
 
 _ACCOUNT: Spec = ("id", "login", "type")
@@ -99,18 +100,25 @@ def reduce_payload(event: str, payload: dict[str, Any]) -> dict[str, Any]:
 def _apply(spec: Spec, value: dict[str, Any]) -> dict[str, Any]:
     kept: dict[str, Any] = {}
     for entry in spec:
-        if isinstance(entry, str):
-            if entry in value:
-                kept[entry] = value[entry]
-            continue
-        key, nested = entry
+        key, nested = (entry, None) if isinstance(entry, str) else entry
         if key not in value:
             continue
         child = value[key]
-        if isinstance(child, dict):
+        if nested is None:
+            # A leaf keeps a scalar or a list of scalars (labels); anything nested in its place
+            # is not GitHub's shape and is dropped, so the envelope's depth stays the spec's.
+            if _is_scalar(child) or (
+                isinstance(child, list) and all(_is_scalar(item) for item in child)
+            ):
+                kept[key] = child
+        elif isinstance(child, dict):
             kept[key] = _apply(nested, child)
         elif isinstance(child, list):
-            kept[key] = [_apply(nested, item) if isinstance(item, dict) else item for item in child]
-        else:
-            kept[key] = child
+            kept[key] = [_apply(nested, item) for item in child if isinstance(item, dict)]
+        elif _is_scalar(child):
+            kept[key] = child  # e.g. null where GitHub may send no object
     return kept
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)

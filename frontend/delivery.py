@@ -16,6 +16,7 @@ from typing import Any
 
 from marshmallow import Schema
 
+from common.json_limits import MAX_JSON_DEPTH, finite_float, nesting_depth
 from frontend.schemas import WorkflowJobIds, WorkflowRunIds, describe_errors
 
 JSON = "application/json"
@@ -178,10 +179,15 @@ def _reject_constant(name: str) -> None:
 
 
 def _json_object(text: bytes | str) -> dict[str, Any]:
+    too_deep = InvalidDelivery(f"body nests objects and arrays deeper than {MAX_JSON_DEPTH} levels")
     try:
-        document = json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as error:
+        document = json.loads(text, parse_constant=_reject_constant, parse_float=finite_float)
+    except ValueError as error:
         raise InvalidDelivery(f"body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise too_deep from None  # deeper than the interpreter parses: deeper than the cap
+    if nesting_depth(document) > MAX_JSON_DEPTH:
+        raise too_deep
     if not isinstance(document, dict):
         kind = _JSON_KINDS.get(type(document), "value")
         raise InvalidDelivery(f"body is a JSON {kind}, not an object")
