@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import gzip
+import io
 import json
 import zlib
 from collections.abc import Sequence
@@ -18,12 +19,16 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate
 
+from common.json_limits import MAX_JSON_DEPTH, nesting_depth
+
 ENVELOPE_VERSION = 1
 PACK_VERSION = 1
 
 # Azure Storage queue messages hold at most 64 KiB of text.
 # https://learn.microsoft.com/en-us/rest/api/storageservices/put-message
 MAX_MESSAGE_BYTES = 64 * 1024
+# A message decompresses to far less (reduced payloads, 32 envelopes at most); more is a bomb.
+MAX_DECOMPRESSED_BYTES = 1024 * 1024
 
 
 class EnvelopeError(ValueError):
@@ -187,13 +192,20 @@ def _json_bytes(document: Any) -> bytes:
 
 def _document(text: str) -> Any:
     try:
-        raw = gzip.decompress(base64.b64decode(text.encode("ascii"), validate=True))
+        compressed = base64.b64decode(text.encode("ascii"), validate=True)
+        with gzip.GzipFile(fileobj=io.BytesIO(compressed)) as unzipped:
+            raw = unzipped.read(MAX_DECOMPRESSED_BYTES + 1)  # never inflate a gzip bomb whole
     except (binascii.Error, UnicodeEncodeError, OSError, EOFError, zlib.error) as exc:
         raise EnvelopeError(f"not base64-encoded gzip: {exc}") from exc
+    if len(raw) > MAX_DECOMPRESSED_BYTES:
+        raise EnvelopeError(f"decompresses to more than {MAX_DECOMPRESSED_BYTES} bytes")
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EnvelopeError(f"not JSON: {exc}") from exc
+        document = json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # ValueError: also an int of too many digits
+        raise EnvelopeError(f"not JSON: {str(exc)[:200]}") from exc
+    if nesting_depth(document) > MAX_JSON_DEPTH:
+        raise EnvelopeError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return document
 
 
 def _is_pack(document: Any) -> bool:
