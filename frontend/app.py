@@ -8,6 +8,7 @@ from common.azure_queue import FRONTEND_TIMEOUTS, AzureQueue
 from common.queue import MessageQueue
 from common.settings import FrontendSettings, environment, load_frontend_settings
 from frontend.batching import DirectSender, GroupCommitter, Sender
+from frontend.deadline import QUEUE_DEADLINE_S, DeadlineQueue
 from frontend.state import EXTENSION, FrontendState, LazyQueue
 from frontend.views import blueprint
 
@@ -17,7 +18,9 @@ MAX_BODY_BYTES = 25 * 1024 * 1024
 
 
 def create_app(
-    settings: FrontendSettings | None = None, queue: MessageQueue | None = None
+    settings: FrontendSettings | None = None,
+    queue: MessageQueue | None = None,
+    queue_deadline_s: float = QUEUE_DEADLINE_S,
 ) -> Flask:
     """Build the frontend app.
 
@@ -25,6 +28,7 @@ def create_app(
         settings: the frontend settings; read from the environment and `.env` when omitted.
         queue: the queue to send to; an Azure queue client built lazily in each process when
             omitted (tests pass `InMemoryQueue`).
+        queue_deadline_s: how long any queue call may take in all before the request gets 503.
 
     Raises:
         SettingsError: settings are read from the environment and one is missing or malformed
@@ -35,9 +39,12 @@ def create_app(
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     storage = settings.storage
-    lazy = LazyQueue(
-        (lambda: queue) if queue is not None else (lambda: AzureQueue(storage, FRONTEND_TIMEOUTS))
-    )
+
+    def bounded_queue() -> MessageQueue:
+        client = queue if queue is not None else AzureQueue(storage, FRONTEND_TIMEOUTS)
+        return DeadlineQueue(client, queue_deadline_s)
+
+    lazy = LazyQueue(bounded_queue)
     sender: Sender = GroupCommitter(lazy.get) if settings.packing else DirectSender(lazy.get)
     app.extensions[EXTENSION] = FrontendState(settings, lazy, sender)
     app.register_blueprint(blueprint)

@@ -114,7 +114,12 @@ class GroupCommitter:
         try:
             return future.result(timeout=self.deadline_s)
         except FutureTimeout:
-            state = "withdrawn" if future.cancel() else "its message may still be accepted"
+            if future.cancel():
+                state = "withdrawn"
+            elif future.done():  # its send finished between the timeout and the cancel
+                return future.result()
+            else:
+                state = "its message may still be accepted"
             raise QueueUnavailable(
                 f"queue did not accept the message within {self.deadline_s:g} s ({state})"
             ) from None
