@@ -19,6 +19,11 @@ from common.queue import MessageQueue, QueueMessage, QueueUnavailable
 # GitHub waits 10 s for an answer; FRONTEND_TIMEOUTS' own worst case is about this long.
 QUEUE_DEADLINE_S = 5.0
 
+# Calls still running past their deadline each hold a thread; past this many the queue is
+# plainly not answering, and a new call fails at once instead of adding another thread.
+MAX_CALLS_IN_FLIGHT = 64
+_in_flight = threading.BoundedSemaphore(MAX_CALLS_IN_FLIGHT)
+
 T = TypeVar("T")
 
 
@@ -28,15 +33,20 @@ def call_with_deadline(operation: Callable[[], T], deadline_s: float, what: str)
     Raises:
         QueueUnavailable: it did not finish in time (it may still finish later).
     """
+    if not _in_flight.acquire(blocking=False):
+        raise QueueUnavailable(f"queue {what}: {MAX_CALLS_IN_FLIGHT} calls still running")
     future: Future[T] = Future()
 
     def run() -> None:
-        if not future.set_running_or_notify_cancel():
-            return
         try:
-            future.set_result(operation())
-        except BaseException as error:  # the caller re-raises it, whatever it was
-            future.set_exception(error)
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(operation())
+            except BaseException as error:  # the caller re-raises it, whatever it was
+                future.set_exception(error)
+        finally:
+            _in_flight.release()
 
     # A daemon thread, not a pool: a hung call must not hold up the next one, nor the exit.
     threading.Thread(target=run, name=f"queue-{what}", daemon=True).start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -10,7 +11,9 @@ from dataclasses import replace
 import pytest
 
 from common.memory_queue import InMemoryQueue
+from common.queue import QueueUnavailable
 from common.settings import StorageSettings
+from frontend import deadline
 from frontend.app import create_app
 from frontend.batching import GroupCommitter, Receipt
 from frontend.packing import PackedMessage
@@ -82,3 +85,34 @@ def test_a_send_completing_between_the_timeout_and_the_cancel_returns_its_receip
     receipt = committer.send(PackedMessage("text", 4, False))
 
     assert receipt == Receipt("m1", 3)
+
+
+def test_calls_stuck_past_their_deadline_are_capped_and_new_ones_fail_at_once() -> None:
+    release = threading.Event()
+
+    def hang() -> str:
+        release.wait(30)
+        return "late"
+
+    try:
+        # Other tests' calls may still be running too, so fill whatever room is left.
+        timed_out = 0
+        with pytest.raises(QueueUnavailable, match="calls still running"):
+            for _ in range(deadline.MAX_CALLS_IN_FLIGHT + 1):
+                try:
+                    deadline.call_with_deadline(hang, 0.001, "send")
+                except QueueUnavailable as error:
+                    assert "took longer" in str(error) or "still running" in str(error)
+                    if "still running" in str(error):
+                        raise
+                    timed_out += 1
+        assert 0 < timed_out <= deadline.MAX_CALLS_IN_FLIGHT
+        started = time.monotonic()
+        with pytest.raises(QueueUnavailable, match="calls still running"):
+            deadline.call_with_deadline(lambda: "fast", 5.0, "send")
+        assert time.monotonic() - started < 0.5
+    finally:
+        release.set()
+        for thread in [t for t in threading.enumerate() if t.name == "queue-send"]:
+            thread.join(5)
+    assert deadline.call_with_deadline(lambda: "fast", 5.0, "send") == "fast"
