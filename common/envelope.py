@@ -141,7 +141,17 @@ def decode_members(text: str) -> list[Member]:
     document = _document(text)
     if not _is_pack(document):
         return [Member(0, 1, document, envelope=_load(document))]
-    if document.get("version") != PACK_VERSION or set(document) != {"version", "envelopes"}:
+    version = document.get("version")
+    # `True == 1` in Python: a boolean is not a version number.
+    if (
+        isinstance(version, bool)
+        or version != PACK_VERSION
+        or set(document)
+        != {
+            "version",
+            "envelopes",
+        }
+    ):
         raise EnvelopeError(f"invalid pack: version must be {PACK_VERSION}, no other fields")
     members = document["envelopes"]
     if not isinstance(members, list) or not members:

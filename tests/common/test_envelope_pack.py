@@ -91,8 +91,9 @@ def test_a_member_alone_is_a_single_envelope_message() -> None:
         ({"version": 1, "envelopes": [_document(JOB)], "x": 1}, "invalid pack: version must be 1"),
         ({"version": 1, "envelopes": []}, "invalid pack: envelopes must be a non-empty list"),
         ({"version": 1, "envelopes": {"a": 1}}, "invalid pack: envelopes must be a non-empty list"),
+        ({"version": True, "envelopes": [_document(JOB)]}, "invalid pack: version must be 1"),
     ],
-    ids=["version", "extra-field", "empty", "not-a-list"],
+    ids=["version", "extra-field", "empty", "not-a-list", "boolean-version"],
 )
 def test_a_pack_with_an_invalid_wrapper_is_unreadable_as_a_whole(
     document: dict[str, Any], error: str
