@@ -22,7 +22,7 @@ from backend.report import (
     summarize_items,
 )
 from backend.telemetry.mapping import to_telemetry
-from common.demo import build_scenario
+from common.demo_day import build_scenario
 from common.envelope import Envelope
 from common.reduction import reduce_payload
 
