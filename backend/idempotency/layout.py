@@ -23,19 +23,22 @@ T = TypeVar("T")
 # (operation, entity, options) as TableClient.submit_transaction takes it.
 Operation = tuple[str, dict[str, Any], dict[str, Any]]
 
-# 8 partitions: a claim costs a read and a transaction per partition a batch touches, and a
-# 32-message batch touches ~8 (16 would be ~14: 75% more requests for no need); its ~4 keys
-# and ~4 completion rows per partition fit one 14-key query; and 8 x 2,000 entities/s per
-# partition is far above any GitHub organisation's webhook rate. Changing it remaps keys:
-# use a new table if you do. https://learn.microsoft.com/en-us/azure/storage/tables/scalability-targets
-PARTITION_COUNT = 8
+# 4 partitions: a claim costs a read and a transaction per partition a batch touches, and
+# most of a request's client CPU is fixed (the SDK's pipeline, and for a transaction its
+# multipart body and reply), so a 32-message batch costs 12 requests over 4 partitions against
+# 24 over 8: measured 140 ms of worker CPU per batch instead of 204. Its ~8 keys per partition
+# fit one 14-key query (more, with completion rows, are split into several queries), and
+# 4 x 2,000 entities/s per partition is far above any GitHub organisation's webhook rate.
+# Changing it remaps keys (see the README's "Table layout" before doing it).
+# https://learn.microsoft.com/en-us/azure/storage/tables/scalability-targets
+PARTITION_COUNT = 4
 # A $filter may hold at most 15 comparisons; one is the PartitionKey.
 # https://learn.microsoft.com/en-us/rest/api/storageservices/querying-tables-and-entities
 MAX_FILTER_ROW_KEYS = 14
 # An entity group transaction holds at most 100 operations on one partition.
 # https://learn.microsoft.com/en-us/rest/api/storageservices/performing-entity-group-transactions
 MAX_TRANSACTION_OPERATIONS = 100
-# The row that says when the table was last purged; outside the key partitions "00".."07".
+# The row that says when the table was last purged; outside the key partitions "00".."03".
 PURGE_PARTITION = "purge"
 PURGE_ROW = "turn"
 
