@@ -62,7 +62,8 @@ def _client(settings: StorageSettings, queue_name: str, timeouts: QueueTimeouts)
     return QueueClient(account_url, queue_name, credential=DefaultAzureCredential(), **options)
 
 
-def _error_code(error: HttpResponseError) -> str:
+def error_code(error: HttpResponseError) -> str:
+    """The service's error code of a failed call, as text ("QueueNotFound", "TableNotFound")."""
     code = getattr(error, "error_code", None) or ""
     return str(getattr(code, "value", code))
 
@@ -71,8 +72,8 @@ def _is_gone(error: HttpResponseError) -> bool:
     # Delete/update answer 404 MessageNotFound or 400 PopReceiptMismatch once the message is
     # no longer ours; only those two calls may mean that (a 404 elsewhere is a wrong endpoint).
     # https://learn.microsoft.com/en-us/rest/api/storageservices/queue-service-error-codes
-    return _error_code(error) in {"MessageNotFound", "PopReceiptMismatch"} or (
-        error.status_code == 404 and _error_code(error) != "QueueNotFound"
+    return error_code(error) in {"MessageNotFound", "PopReceiptMismatch"} or (
+        error.status_code == 404 and error_code(error) != "QueueNotFound"
     )
 
 
@@ -91,15 +92,15 @@ class AzureQueue:
             try:
                 return operation()
             except HttpResponseError as error:
-                if _error_code(error) != "QueueNotFound":
+                if error_code(error) != "QueueNotFound":
                     raise
                 self._create(client)
                 return operation()
         except HttpResponseError as error:
             if on_message and _is_gone(error):
-                raise MessageGone(f"{error.status_code} {_error_code(error)}") from error
+                raise MessageGone(f"{error.status_code} {error_code(error)}") from error
             raise QueueUnavailable(
-                f"queue {client.queue_name} answered {error.status_code} {_error_code(error)}"
+                f"queue {client.queue_name} answered {error.status_code} {error_code(error)}"
             ) from error
         except (ServiceRequestError, ServiceResponseError) as error:
             raise QueueUnavailable(f"queue {client.queue_name} unreachable: {error}") from error

@@ -1,4 +1,4 @@
-"""How the ledger connects to Azure Tables: the client, its time bounds, and error codes."""
+"""How the ledger connects to Azure Tables: the client and its time bounds."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from azure.core.exceptions import HttpResponseError
 from azure.core.pipeline.policies import RetryMode
 from azure.data.tables import TableClient
 
@@ -21,12 +20,6 @@ class LedgerTimeouts:
     read_timeout_s: float = 10.0
     retries: int = 2
     retry_backoff_s: float = 0.5
-
-
-def error_code(error: HttpResponseError) -> str:
-    """The service's error code of a failed call, as text ("TableNotFound")."""
-    code = getattr(error, "error_code", None) or ""
-    return str(getattr(code, "value", code))
 
 
 def table_client(

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError
 from azure.data.tables import TableEntity
 
-from backend.idempotency.client import LedgerTimeouts, error_code, table_client
+from backend.idempotency.client import LedgerTimeouts, table_client
 from backend.idempotency.fanout import Fanout
 from backend.idempotency.layout import (
     MAX_FILTER_ROW_KEYS,
@@ -47,6 +47,7 @@ from backend.idempotency.ledger import (
     is_refused,
     needs_done_write,
 )
+from common.azure_queue import error_code
 from common.settings import StorageSettings
 
 log = logging.getLogger(__name__)
