@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.telemetry.results import result_of
+from common.settings import DEFAULT_TELEMETRY_FILE
 
 VERDICTS = frozenset({"success", "failure", "timeout", "error"})
 
@@ -246,7 +247,7 @@ def read_items(path: Path) -> list[dict[str, Any]]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the summary of a JSONL sink file."""
     parser = argparse.ArgumentParser(description="Summarize the local telemetry sink.")
-    parser.add_argument("file", nargs="?", type=Path, default=Path("var/telemetry.jsonl"))
+    parser.add_argument("file", nargs="?", type=Path, default=DEFAULT_TELEMETRY_FILE)
     args = parser.parse_args(argv)
     if not args.file.exists():
         print(f"{args.file} does not exist yet: run `make run` and `make demo` first")

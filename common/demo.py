@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     """Send the demo day to a frontend and print the summary of what arrived."""
     from backend.report import format_report, summarize_expected, summarize_items  # noqa: I001
     from common.devstack import local_secret, var_dir
-    from common.settings import environment
+    from common.settings import environment, telemetry_file
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--url", default="http://127.0.0.1:8080/webhook")
@@ -116,9 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     secret = env.get("GITHUB_WEBHOOK_SECRET", "").split(",")[0].strip() or local_secret(
         var_dir(env) / "webhook-secret"
     )
-    sink = args.telemetry_file or Path(
-        env.get("BACKEND_TELEMETRY_FILE") or env.get("TELEMETRY_FILE") or "var/telemetry.jsonl"
-    )
+    sink = args.telemetry_file or telemetry_file(env)
     scenario = build_scenario(args.seed, args.runs)
     print(f"sending {len(scenario.deliveries)} deliveries for {args.runs} runs to {args.url}")
     statuses = send_all(scenario, args.url, secret)

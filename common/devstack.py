@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 
 from common.azurite import PROJECT_ROOT, Azurite
-from common.settings import environment
+from common.settings import BACKEND_PREFIX, environment, lookup, telemetry_file
 
 STOP_TIMEOUT_S = 30.0
 
@@ -45,7 +45,7 @@ def local_secret(path: Path | None = None) -> str:
 
 def _has_storage(env: dict[str, str]) -> bool:
     names = ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_ACCOUNT_NAME")
-    return any(env.get(name) or env.get(f"BACKEND_{name}") for name in names)
+    return any(lookup(env, name, BACKEND_PREFIX) for name in names)
 
 
 def _stop(process: subprocess.Popen[bytes], name: str) -> None:
@@ -87,15 +87,8 @@ def main() -> int:
         env.setdefault("HOST", "127.0.0.1")
         env.setdefault("PYTHONUNBUFFERED", "1")
         sink = "Application Insights"
-        if not (
-            env.get("APPLICATIONINSIGHTS_CONNECTION_STRING")
-            or env.get("BACKEND_APPLICATIONINSIGHTS_CONNECTION_STRING")
-        ):
-            sink = (
-                env.get("BACKEND_TELEMETRY_FILE")
-                or env.get("TELEMETRY_FILE")
-                or ("var/telemetry.jsonl")
-            )
+        if not lookup(env, "APPLICATIONINSIGHTS_CONNECTION_STRING", BACKEND_PREFIX):
+            sink = str(telemetry_file(env))
         frontend = [
             sys.executable,
             "-m",

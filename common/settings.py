@@ -24,6 +24,9 @@ MAX_POLL_INTERVAL_S = 3600.0
 # Azure hides a received message for at most 7 days.
 # https://learn.microsoft.com/en-us/rest/api/storageservices/get-messages
 MAX_VISIBILITY_TIMEOUT_S = 7 * 24 * 3600
+# Where the local JSONL sink writes when no Application Insights connection string is set.
+DEFAULT_TELEMETRY_FILE = Path("var") / "telemetry.jsonl"
+BACKEND_PREFIX = "BACKEND_"
 
 
 class SettingsError(ValueError):
@@ -229,9 +232,14 @@ def load_frontend_settings(env: Mapping[str, str]) -> FrontendSettings:
     )
 
 
+def telemetry_file(env: Mapping[str, str]) -> Path:
+    """The local sink's file: `BACKEND_TELEMETRY_FILE`, else `TELEMETRY_FILE`, else `var/`."""
+    return Path(lookup(env, "TELEMETRY_FILE", BACKEND_PREFIX) or DEFAULT_TELEMETRY_FILE)
+
+
 def load_backend_settings(env: Mapping[str, str]) -> BackendSettings:
     """Backend settings: each `BACKEND_`-prefixed name wins over the unprefixed one."""
-    prefix = "BACKEND_"
+    prefix = BACKEND_PREFIX
     return BackendSettings(
         storage=load_storage_settings(env, prefix),
         appinsights_connection_string=lookup(env, "APPLICATIONINSIGHTS_CONNECTION_STRING", prefix),
@@ -242,7 +250,5 @@ def load_backend_settings(env: Mapping[str, str]) -> BackendSettings:
         ),
         worker_processes=integer(env, "WORKER_PROCESSES", prefix, os.cpu_count() or 1, 1),
         max_dequeue_count=integer(env, "MAX_DEQUEUE_COUNT", prefix, 5, 1),
-        telemetry_file=Path(
-            lookup(env, "TELEMETRY_FILE", prefix) or str(Path("var") / "telemetry.jsonl")
-        ),
+        telemetry_file=telemetry_file(env),
     )
