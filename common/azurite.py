@@ -132,11 +132,6 @@ class Azurite:
         self.stop()
         raise AzuriteError(f"Azurite did not listen within {STARTUP_TIMEOUT_S:.0f} s")
 
-    @property
-    def is_running(self) -> bool:
-        """True while the emulator process is alive."""
-        return self._process is not None and self._process.poll() is None
-
     def stop(self) -> None:
         """Stop the emulator (its whole process group) and wait for it to exit."""
         process, self._process = self._process, None

@@ -27,10 +27,8 @@ def var_dir(env: dict[str, str]) -> Path:
     return Path(env.get("DEVSTACK_VAR_DIR") or PROJECT_ROOT / "var")
 
 
-def local_secret(path: Path | None = None) -> str:
-    """The local webhook secret: generated once, kept in `var/` (mode 0600), never a constant."""
-    if path is None:
-        path = var_dir(dict(os.environ)) / "webhook-secret"
+def local_secret(path: Path) -> str:
+    """The local webhook secret: generated once, kept at `path` (mode 0600), never a constant."""
     if path.exists():
         stored = path.read_text(encoding="utf-8").strip()
         if stored:

@@ -44,11 +44,6 @@ class ExportResult:
         """None of `count` items got through, for a transient reason."""
         return cls(retryable=tuple(range(count)), detail=detail, retry_after_s=retry_after_s)
 
-    @property
-    def is_complete(self) -> bool:
-        """True when nothing needs another try."""
-        return not self.retryable
-
 
 class TelemetrySink(Protocol):
     """Where telemetry goes; `export` never raises, its result says what happened."""
