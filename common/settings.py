@@ -24,6 +24,7 @@ MAX_POLL_INTERVAL_S = 3600.0
 # Azure hides a received message for at most 7 days.
 # https://learn.microsoft.com/en-us/rest/api/storageservices/get-messages
 MAX_VISIBILITY_TIMEOUT_S = 7 * 24 * 3600
+DEFAULT_VISIBILITY_TIMEOUT_S = 300
 # Where the local JSONL sink writes when no Application Insights connection string is set.
 DEFAULT_TELEMETRY_FILE = Path("var") / "telemetry.jsonl"
 BACKEND_PREFIX = "BACKEND_"
@@ -246,7 +247,12 @@ def load_backend_settings(env: Mapping[str, str]) -> BackendSettings:
         poll_interval_s=number(env, "POLL_INTERVAL_SECONDS", prefix, 5.0, 0.0, MAX_POLL_INTERVAL_S),
         max_messages_per_batch=min(integer(env, "MAX_MESSAGES_PER_BATCH", prefix, 32, 1), 32),
         visibility_timeout_s=integer(
-            env, "VISIBILITY_TIMEOUT_SECONDS", prefix, 300, 1, MAX_VISIBILITY_TIMEOUT_S
+            env,
+            "VISIBILITY_TIMEOUT_SECONDS",
+            prefix,
+            DEFAULT_VISIBILITY_TIMEOUT_S,
+            1,
+            MAX_VISIBILITY_TIMEOUT_S,
         ),
         worker_processes=integer(env, "WORKER_PROCESSES", prefix, os.cpu_count() or 1, 1),
         max_dequeue_count=integer(env, "MAX_DEQUEUE_COUNT", prefix, 5, 1),

@@ -12,11 +12,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from common.settings import SettingsError, flag, integer, lookup, number
+from common.settings import (
+    BACKEND_PREFIX,
+    DEFAULT_VISIBILITY_TIMEOUT_S,
+    SettingsError,
+    flag,
+    integer,
+    lookup,
+    number,
+)
 
 COMPLETED_ACTION = "completed"
 DEFAULT_TABLE_NAME = "githubtelemetryledger"
-DEFAULT_VISIBILITY_TIMEOUT_S = 300
 # GitHub lets a delivery be redelivered for 3 days; keep a margin over that window.
 # https://docs.github.com/en/webhooks/testing-and-troubleshooting-webhooks/redelivering-webhooks
 MIN_RETENTION_H = 72
@@ -27,7 +34,6 @@ MAX_KEY_CHARS = 512
 # https://learn.microsoft.com/en-us/rest/api/storageservices/understanding-the-table-service-data-model
 _FORBIDDEN_KEY_CHARS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
-_PREFIX = "BACKEND_"
 
 
 class ClaimStatus(enum.Enum):
@@ -226,32 +232,32 @@ def purge_if_due(ledger: Ledger, settings: LedgerSettings, now: datetime) -> int
 
 def load_ledger_settings(env: Mapping[str, str]) -> LedgerSettings:
     """Ledger settings; each `BACKEND_`-prefixed name wins over the unprefixed one."""
-    table_name = lookup(env, "LEDGER_TABLE_NAME", _PREFIX) or DEFAULT_TABLE_NAME
+    table_name = lookup(env, "LEDGER_TABLE_NAME", BACKEND_PREFIX) or DEFAULT_TABLE_NAME
     if not _TABLE_NAME.match(table_name) or table_name.lower() == "tables":
         raise SettingsError(
-            f"{_PREFIX}LEDGER_TABLE_NAME must be 3-63 letters or digits starting with a letter, "
-            f"got {table_name!r}"
+            f"{BACKEND_PREFIX}LEDGER_TABLE_NAME must be 3-63 letters or digits starting with a "
+            f"letter, got {table_name!r}"
         )
     visibility_s = integer(
-        env, "VISIBILITY_TIMEOUT_SECONDS", _PREFIX, DEFAULT_VISIBILITY_TIMEOUT_S, 1
+        env, "VISIBILITY_TIMEOUT_SECONDS", BACKEND_PREFIX, DEFAULT_VISIBILITY_TIMEOUT_S, 1
     )
-    lease_s = integer(env, "LEDGER_LEASE_SECONDS", _PREFIX, 2 * visibility_s, 1)
+    lease_s = integer(env, "LEDGER_LEASE_SECONDS", BACKEND_PREFIX, 2 * visibility_s, 1)
     if lease_s < visibility_s:
         # A claim must outlive the message's invisibility, or a redelivered copy of an event
         # could be claimed while the first worker is still exporting it.
         raise SettingsError(
-            f"{_PREFIX}LEDGER_LEASE_SECONDS ({lease_s}) must be at least "
-            f"{_PREFIX}VISIBILITY_TIMEOUT_SECONDS ({visibility_s})"
+            f"{BACKEND_PREFIX}LEDGER_LEASE_SECONDS ({lease_s}) must be at least "
+            f"{BACKEND_PREFIX}VISIBILITY_TIMEOUT_SECONDS ({visibility_s})"
         )
     retention_h = number(
-        env, "LEDGER_RETENTION_HOURS", _PREFIX, DEFAULT_RETENTION_H, MIN_RETENTION_H
+        env, "LEDGER_RETENTION_HOURS", BACKEND_PREFIX, DEFAULT_RETENTION_H, MIN_RETENTION_H
     )
     return LedgerSettings(
-        enabled=flag(env, "LEDGER_ENABLED", _PREFIX, True),
+        enabled=flag(env, "LEDGER_ENABLED", BACKEND_PREFIX, True),
         table_name=table_name,
         lease_s=lease_s,
         retention_h=retention_h,
         purge_interval_s=integer(
-            env, "LEDGER_PURGE_INTERVAL_SECONDS", _PREFIX, DEFAULT_PURGE_INTERVAL_S, 60
+            env, "LEDGER_PURGE_INTERVAL_SECONDS", BACKEND_PREFIX, DEFAULT_PURGE_INTERVAL_S, 60
         ),
     )
