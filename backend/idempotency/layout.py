@@ -3,38 +3,37 @@
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from azure.core import MatchConditions
 from azure.data.tables import TableEntity, UpdateMode
 
 from backend.idempotency.ledger import (
+    ClaimStatus,
     Entry,
     EntryState,
-    completion_key,
+    claim_outcome,
+    claimed_entry,
     completions_first,
     entity_of,
     is_lifecycle,
+    lifecycle_keys,
 )
 
 T = TypeVar("T")
 # (operation, entity, options) as TableClient.submit_transaction takes it.
 Operation = tuple[str, dict[str, Any], dict[str, Any]]
 
-# 4 partitions: a claim costs a read and a transaction per partition a batch touches, and
-# most of a request's client CPU is fixed (the SDK's pipeline, and for a transaction its
-# multipart body and reply), so a 32-message batch costs 12 requests over 4 partitions against
-# 24 over 8: measured 140 ms of worker CPU per batch instead of 204. Its ~8 keys per partition
-# fit one 14-key query (more, with completion rows, are split into several queries), and
-# 4 x 2,000 entities/s per partition is far above any GitHub organisation's webhook rate.
+# 4 partitions: a batch's claim and its completion each cost one transaction per partition it
+# touches, and most of a request's client CPU is fixed (the SDK's pipeline), so fewer
+# partitions mean fewer requests; 4 x 2,000 entities/s per partition is far above any GitHub
+# organisation's webhook rate.
 # Changing it remaps keys (see the README's "Table layout" before doing it).
 # https://learn.microsoft.com/en-us/azure/storage/tables/scalability-targets
 PARTITION_COUNT = 4
-# A $filter may hold at most 15 comparisons; one is the PartitionKey.
-# https://learn.microsoft.com/en-us/rest/api/storageservices/querying-tables-and-entities
-MAX_FILTER_ROW_KEYS = 14
 # An entity group transaction holds at most 100 operations on one partition.
 # https://learn.microsoft.com/en-us/rest/api/storageservices/performing-entity-group-transactions
 MAX_TRANSACTION_OPERATIONS = 100
@@ -55,33 +54,93 @@ def chunks(items: list[T], size: int) -> Iterator[list[T]]:
         yield items[start : start + size]
 
 
+def writes_of(key: str) -> int:
+    """The most rows a claim or abandon of `key` writes: a completion marks its lifecycle keys."""
+    return 1 if is_lifecycle(key) else 1 + len(lifecycle_keys(key))
+
+
 def groups(keys: list[str]) -> list[tuple[str, list[str]]]:
-    """Keys by partition (order kept), cut to what one transaction can write."""
-    by_partition: dict[str, list[str]] = {}
+    """Keys by partition, cut to what one transaction can write; an entity's keys stay together.
+
+    Keeping an entity in one transaction lets a completion claimed in it supersede the
+    entity's lifecycle keys of the same batch.
+    """
+    by_partition: dict[str, dict[str, list[str]]] = {}
     for key in keys:
-        by_partition.setdefault(partition_of(key), []).append(key)
-    return [
-        (partition, chunk)
-        for partition, members in by_partition.items()
-        for chunk in chunks(members, MAX_TRANSACTION_OPERATIONS)
-    ]
-
-
-def rows_to_read(keys: list[str]) -> list[str]:
-    """The keys themselves and the completion keys their lifecycle keys are checked against."""
-    completions = [completion_key(key) for key in keys if is_lifecycle(key)]
-    return list(dict.fromkeys(keys + completions))
+        entities = by_partition.setdefault(partition_of(key), {})
+        entities.setdefault(entity_of(key), []).append(key)
+    result: list[tuple[str, list[str]]] = []
+    for partition, entities in by_partition.items():
+        chunk: list[str] = []
+        writes = 0
+        for members in entities.values():
+            cost = sum(writes_of(key) for key in members)
+            if chunk and writes + cost > MAX_TRANSACTION_OPERATIONS:
+                result.append((partition, chunk))
+                chunk, writes = [], 0
+            chunk += members
+            writes += cost
+        if chunk:
+            result.append((partition, chunk))
+    return result
 
 
 def claim_round_trips_bound(keys: Iterable[str]) -> int:
-    """Requests an uncontended claim of `keys` makes at most: per group, its reads and a write.
+    """Requests a claim of new keys makes: one transaction per group, with no read.
 
-    A contended partition costs a read and a write per key on top of that.
+    A group holding a key that already has a row costs a point read per key and another
+    transaction on top of that (and more if it keeps racing).
     """
-    return sum(
-        math.ceil(len(rows_to_read(group)) / MAX_FILTER_ROW_KEYS) + 1
-        for _, group in groups(completions_first(keys))
-    )
+    return len(groups(completions_first(keys)))
+
+
+@dataclass
+class ClaimPlan:
+    """What one claim transaction decides and writes."""
+
+    statuses: dict[str, ClaimStatus] = field(default_factory=dict)
+    operations: list[Operation] = field(default_factory=list)
+    # Each claimed key and the position of its write among `operations`.
+    claimed: list[tuple[str, int]] = field(default_factory=list)
+
+    def row_key_at(self, position: int | None) -> str | None:
+        """The row key the operation at `position` writes, if there is one."""
+        if position is None or not 0 <= position < len(self.operations):
+            return None
+        return str(self.operations[position][1]["RowKey"])
+
+
+def plan_claims(
+    partition: str,
+    keys: list[str],
+    rows: dict[str, TableEntity],
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+) -> ClaimPlan:
+    """Decide `keys` from their stored `rows` (a key without one is new) and plan the writes.
+
+    A claimed key is inserted if new, else replaced only if unchanged since it was read; a
+    claimed completion also marks its entity's lifecycle keys superseded, which is how a
+    lifecycle event arriving after its completion is recognised without reading another row.
+    """
+    plan = ClaimPlan()
+    superseding: set[str] = set()  # entities whose completion this plan claims
+    for key in completions_first(keys):
+        stored = rows.get(key)
+        superseded = is_superseded(stored) or (is_lifecycle(key) and entity_of(key) in superseding)
+        status = claim_outcome(to_entry(stored), superseded, owner, now)
+        plan.statuses[key] = status
+        if status is not ClaimStatus.CLAIMED:
+            continue
+        plan.claimed.append((key, len(plan.operations)))
+        entry = claimed_entry(owner, now, lease)
+        plan.operations.append(write_op(to_row(partition, key, entry), stored))
+        if not is_lifecycle(key):
+            superseding.add(entity_of(key))
+            marks = lifecycle_keys(key)
+            plan.operations += [mark_op(partition, other, True, now) for other in marks]
+    return plan
 
 
 def to_row(partition: str, key: str, entry: Entry) -> dict[str, Any]:
@@ -97,12 +156,17 @@ def to_row(partition: str, key: str, entry: Entry) -> dict[str, Any]:
 
 
 def to_entry(stored: TableEntity | None) -> Entry | None:
-    """The entry a stored row holds, or None for no row."""
-    if stored is None:
+    """The claim a stored row holds, or None for no row or a row that only marks supersession."""
+    if stored is None or "State" not in stored:
         return None
     return Entry(
         EntryState(stored["State"]), str(stored["Owner"]), stored["LeaseUntil"], stored["UpdatedAt"]
     )
+
+
+def is_superseded(stored: TableEntity | None) -> bool:
+    """True if the row says its entity's completion was claimed (see `mark_op`)."""
+    return stored is not None and stored.get("Superseded") is True
 
 
 def etag_of(stored: TableEntity) -> str:
@@ -127,3 +191,12 @@ def delete_op(partition: str, key: str, etag: str) -> Operation:
     """Delete a row only if its ETag is still `etag`."""
     conditions = {"etag": etag, "match_condition": MatchConditions.IfNotModified}
     return ("delete", {"PartitionKey": partition, "RowKey": key}, conditions)
+
+
+def mark_op(partition: str, key: str, superseded: bool, updated_at: datetime) -> Operation:
+    """Set a lifecycle key's Superseded flag, creating its row if absent (insert or merge).
+
+    A merge leaves a claim in the row as it is; `UpdatedAt` lets purge remove the row.
+    """
+    row = {"PartitionKey": partition, "RowKey": key, "Superseded": superseded}
+    return ("upsert", {**row, "UpdatedAt": updated_at}, {"mode": UpdateMode.MERGE})

@@ -23,6 +23,12 @@ from common.settings import (
 )
 
 COMPLETED_ACTION = "completed"
+# The actions before `completed` that have telemetry, per event: what a completion supersedes.
+# They must match the telemetry's mappers (tests check that they do).
+LIFECYCLE_ACTIONS: dict[str, tuple[str, ...]] = {
+    "workflow_job": ("queued", "waiting", "in_progress"),
+    "workflow_run": ("requested", "in_progress"),
+}
 DEFAULT_TABLE_NAME = "githubtelemetryledger"
 # GitHub lets a delivery be redelivered for 3 days; keep a margin over that window.
 # https://docs.github.com/en/webhooks/testing-and-troubleshooting-webhooks/redelivering-webhooks
@@ -137,6 +143,12 @@ def is_lifecycle(key: str) -> bool:
     return key.rpartition(":")[2] != COMPLETED_ACTION
 
 
+def lifecycle_keys(key: str) -> list[str]:
+    """The lifecycle keys of the key's entity: what claiming its completion supersedes."""
+    event = key.partition(":")[0]
+    return [f"{entity_of(key)}:{action}" for action in LIFECYCLE_ACTIONS.get(event, ())]
+
+
 def check_key(key: str) -> str:
     """Return `key` if it is "<event>:<id>[:<attempt>]:<action>"-shaped and storable.
 
@@ -172,17 +184,15 @@ def completions_first(keys: Iterable[str]) -> list[str]:
     ]
 
 
-def claim_outcome(
-    entry: Entry | None, completion: Entry | None, owner: str, now: datetime
-) -> ClaimStatus:
-    """Decide a claim of one key from its entry and, for a lifecycle key, its entity's completion.
+def claim_outcome(entry: Entry | None, superseded: bool, owner: str, now: datetime) -> ClaimStatus:
+    """Decide a claim of one key from its entry and whether its entity's completion was claimed.
 
     A claim is reentrant: the same owner gets CLAIMED again (and a fresh lease), which also
     makes an SDK retry of a claim that had in fact succeeded harmless.
     """
     if entry is not None and entry.state is EntryState.DONE:
         return ClaimStatus.DONE
-    if completion is not None:
+    if superseded:
         return ClaimStatus.SUPERSEDED
     if entry is None or entry.owner == owner or entry.lease_until <= now:
         return ClaimStatus.CLAIMED

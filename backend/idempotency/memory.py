@@ -18,8 +18,8 @@ from backend.idempotency.ledger import (
     completions_first,
     distinct_keys,
     done_entry,
-    is_lifecycle,
     is_refused,
+    lifecycle_keys,
     needs_done_write,
 )
 
@@ -48,12 +48,16 @@ class InMemoryLedger:
         statuses: dict[str, ClaimStatus] = {}
         with self._lock:
             for key in completions_first(keys):
-                completion = self.entries.get(completion_key(key)) if is_lifecycle(key) else None
-                status = claim_outcome(self.entries.get(key), completion, owner, now)
+                status = claim_outcome(self.entries.get(key), self._superseded(key), owner, now)
                 if status is ClaimStatus.CLAIMED:
                     self.entries[key] = claimed_entry(owner, now, self._lease)
                 statuses[key] = status
         return {key: statuses[key] for key in distinct_keys(keys)}
+
+    def _superseded(self, key: str) -> bool:
+        """True for a lifecycle key whose entity's completion is claimed or done."""
+        completion = completion_key(key)
+        return key in lifecycle_keys(completion) and completion in self.entries
 
     def complete(self, keys: Iterable[str], owner: str, now: datetime) -> frozenset[str]:
         self._check()

@@ -5,16 +5,22 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
-from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError
+from azure.core.exceptions import (
+    AzureError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+)
 from azure.data.tables import TableEntity
 
+from backend.idempotency.batch import submit_transaction
 from backend.idempotency.client import LedgerTimeouts, table_client
 from backend.idempotency.fanout import Fanout
 from backend.idempotency.layout import (
-    MAX_FILTER_ROW_KEYS,
     MAX_TRANSACTION_OPERATIONS,
     PARTITION_COUNT,
     PURGE_PARTITION,
@@ -24,9 +30,10 @@ from backend.idempotency.layout import (
     delete_op,
     etag_of,
     groups,
+    mark_op,
     partition_of,
+    plan_claims,
     replace_op,
-    rows_to_read,
     to_entry,
     to_row,
     write_op,
@@ -37,14 +44,12 @@ from backend.idempotency.ledger import (
     LedgerSettings,
     LedgerUnavailable,
     check_now,
-    claim_outcome,
-    claimed_entry,
-    completion_key,
     completions_first,
     distinct_keys,
     done_entry,
     is_lifecycle,
     is_refused,
+    lifecycle_keys,
     needs_done_write,
 )
 from common.azure_queue import error_code
@@ -53,8 +58,8 @@ from common.settings import StorageSettings
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-# Decides one key of a complete/abandon from its stored row: the write to make, and "refused".
-Decision = Callable[[str, TableEntity | None], tuple[Operation | None, bool]]
+# Decides one key of a complete/abandon from its stored row: the writes to make, and "refused".
+Decision = Callable[[str, TableEntity | None], tuple[list[Operation], bool]]
 
 # A lost race re-reads the group once, then resolves its keys one at a time.
 GROUP_ATTEMPTS = 2
@@ -64,7 +69,22 @@ MAX_HELD_ETAGS = 10_000
 
 
 class _Conflict(Exception):
-    """A conditional write lost a race: 409 exists, 412 modified, 404 gone."""
+    """A conditional write lost a race: 409 exists, 412 modified, 404 gone.
+
+    `index` is the position of the operation that failed, when the service said.
+    """
+
+    def __init__(self, message: str, index: int | None = None) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+class _ClaimConflict(_Conflict):
+    """A claim transaction failed on the row of `key` (None: the service did not say which)."""
+
+    def __init__(self, message: str, key: str | None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 def _next_page(pages: Iterator[Iterator[TableEntity]]) -> list[TableEntity] | None:
@@ -120,7 +140,8 @@ class TableLedger:
         except HttpResponseError as error:
             code = error_code(error)
             if conditional and error.status_code in {404, 409, 412} and code != "TableNotFound":
-                raise _Conflict(f"{error.status_code} {code}") from error
+                index = getattr(error, "index", None)
+                raise _Conflict(f"{error.status_code} {code}", index) from error
             raise LedgerUnavailable(
                 f"ledger table {self.table_name} answered {error.status_code} {code}"
             ) from error
@@ -138,23 +159,31 @@ class TableLedger:
         """Create the table if missing."""
         self._call(self._create_table)
 
-    def _query(self, query: str, parameters: dict[str, Any]) -> list[TableEntity]:
-        return self._call(lambda: list(self._client.query_entities(query, parameters=parameters)))
-
     def _read(self, partition: str, keys: list[str]) -> dict[str, TableEntity]:
-        """The stored rows among `keys`, one query per 14 keys."""
+        """The stored rows among `keys`, one point read each.
+
+        Never one query for several keys: a filter that ORs row keys is served as a scan of
+        the whole partition, which grows with the retention.
+        """
         found: dict[str, TableEntity] = {}
-        for chunk in chunks(sorted(set(keys)), MAX_FILTER_ROW_KEYS):
-            names = {f"k{index}": key for index, key in enumerate(chunk)}
-            clauses = " or ".join(f"RowKey eq @{name}" for name in names)
-            rows = self._query(f"PartitionKey eq @pk and ( {clauses} )", {"pk": partition, **names})
-            found.update((str(row["RowKey"]), row) for row in rows)
+        for key in dict.fromkeys(keys):
+            row = self._call(partial(self._get, partition, key))
+            if row is not None:
+                found[key] = row
         return found
+
+    def _get(self, partition: str, key: str) -> TableEntity | None:
+        """One row, or None if it does not exist (a missing table still raises)."""
+        try:
+            return self._client.get_entity(partition, key)
+        except ResourceNotFoundError as error:
+            if error_code(error) == "TableNotFound":
+                raise
+            return None
 
     def _transact(self, operations: list[Operation]) -> list[str]:
         """Write in one entity group transaction; returns each operation's new ETag."""
-        results = self._call(lambda: self._client.submit_transaction(operations), conditional=True)
-        return [str(result.get("etag", "")) for result in results]
+        return self._call(lambda: submit_transaction(self._client, operations), conditional=True)
 
     def _remember(self, owner: str, keys: list[str], etags: list[str]) -> None:
         with self._lock:
@@ -188,6 +217,20 @@ class TableLedger:
     def _claim_group(
         self, partition: str, keys: list[str], owner: str, now: datetime
     ) -> dict[str, ClaimStatus]:
+        # Most keys are new: insert them without reading. A row already there (a duplicate, a
+        # claim of another owner, a superseded lifecycle key) fails the whole transaction.
+        try:
+            return self._write_claims(partition, keys, owner, now, {})
+        except _ClaimConflict as conflict:
+            existing = conflict.key
+        if existing is not None:
+            # Usually one copy of an event seen before: read that row alone, insert the rest.
+            try:
+                return self._write_claims(
+                    partition, keys, owner, now, self._read(partition, [existing])
+                )
+            except _Conflict:
+                pass
         statuses = self._try_claim(partition, keys, owner, now, GROUP_ATTEMPTS)
         if statuses is not None:
             return statuses
@@ -209,59 +252,56 @@ class TableLedger:
         A lost race rolls the whole transaction back, so a retry re-reads and decides afresh.
         """
         for _ in range(attempts):
-            rows = self._read(partition, rows_to_read(keys))
-            statuses, operations, claimed = self._plan_claims(partition, keys, rows, owner, now)
             try:
-                etags = self._transact(operations) if operations else []
-            except _Conflict as conflict:
-                log.info("ledger partition %s: claim race (%s)", partition, conflict)
-                continue
-            self._remember(owner, claimed, etags)
-            return statuses
+                return self._write_claims(partition, keys, owner, now, self._read(partition, keys))
+            except _Conflict:
+                log.info("ledger partition %s: claim race, reading again", partition)
         return None
 
-    def _plan_claims(
+    def _write_claims(
         self,
         partition: str,
         keys: list[str],
-        rows: dict[str, TableEntity],
         owner: str,
         now: datetime,
-    ) -> tuple[dict[str, ClaimStatus], list[Operation], list[str]]:
-        """Statuses, the writes that make the CLAIMED ones true, and the keys those writes claim."""
-        entries = {key: entry for key, row in rows.items() if (entry := to_entry(row)) is not None}
-        statuses: dict[str, ClaimStatus] = {}
-        operations: list[Operation] = []
-        claimed: list[str] = []
-        for key in keys:
-            completion = entries.get(completion_key(key)) if is_lifecycle(key) else None
-            status = claim_outcome(entries.get(key), completion, owner, now)
-            statuses[key] = status
-            if status is ClaimStatus.CLAIMED:
-                entry = claimed_entry(owner, now, self._lease)
-                operations.append(write_op(to_row(partition, key, entry), rows.get(key)))
-                entries[key] = entry  # a lifecycle key later in this batch sees this completion
-                claimed.append(key)
-        return statuses, operations, claimed
+        rows: dict[str, TableEntity],
+    ) -> dict[str, ClaimStatus]:
+        """Decide `keys` from `rows` (a key without one is taken as new) and write them.
+
+        Raises:
+            _ClaimConflict: a row was not as assumed; `key` names it when the service said.
+        """
+        plan = plan_claims(partition, keys, rows, owner, now, self._lease)
+        try:
+            etags = self._transact(plan.operations) if plan.operations else []
+        except _Conflict as conflict:
+            raise _ClaimConflict(str(conflict), plan.row_key_at(conflict.index)) from conflict
+        claimed = [key for key, _ in plan.claimed]
+        self._remember(owner, claimed, [etags[position] for _, position in plan.claimed])
+        return plan.statuses
 
     def complete(self, keys: Iterable[str], owner: str, now: datetime) -> frozenset[str]:
         check_now(now)
         done = done_entry(owner, now)
 
-        def decide(key: str, stored: TableEntity | None) -> tuple[Operation | None, bool]:
+        def decide(key: str, stored: TableEntity | None) -> tuple[list[Operation], bool]:
             entry = to_entry(stored)
             if is_refused(entry, owner, now):
-                return None, True
+                return [], True
             if not needs_done_write(entry):
-                return None, False
-            return write_op(to_row(partition_of(key), key, done), stored), False
+                return [], False
+            partition = partition_of(key)
+            # A completion nobody claimed marks its lifecycle keys here (its claim did otherwise).
+            marks = [] if is_lifecycle(key) or entry is not None else lifecycle_keys(key)
+            writes = [write_op(to_row(partition, key, done), stored)]
+            return writes + [mark_op(partition, other, True, now) for other in marks], False
 
         def work(partition: str, group: list[str]) -> set[str]:
             etags = self._held_etags(owner, group)
             fast = None
             if etags is not None:
                 fast = [
-                    replace_op(to_row(partition, key, done), etag)
+                    [replace_op(to_row(partition, key, done), etag)]
                     for key, etag in zip(group, etags, strict=True)
                 ]
             refused = self._settle(partition, group, decide, fast)
@@ -271,20 +311,30 @@ class TableLedger:
         return frozenset().union(*self._fanout.map(work, groups(distinct_keys(keys))))
 
     def abandon(self, keys: Iterable[str], owner: str) -> None:
-        def decide(key: str, stored: TableEntity | None) -> tuple[Operation | None, bool]:
+        # Only the purge reads UpdatedAt: the time of the marks a completion's abandon clears
+        # need not come from the caller.
+        now = datetime.now(UTC)
+
+        def release(partition: str, key: str, etag: str) -> list[Operation]:
+            """Delete our claim; an abandoned completion no longer supersedes its lifecycle."""
+            marks = [] if is_lifecycle(key) else lifecycle_keys(key)
+            clear = [mark_op(partition, other, False, now) for other in marks]
+            return [delete_op(partition, key, etag), *clear]
+
+        def decide(key: str, stored: TableEntity | None) -> tuple[list[Operation], bool]:
             entry = to_entry(stored)
             if stored is None or entry is None:
-                return None, False
+                return [], False
             if entry.state is not EntryState.CLAIMED or entry.owner != owner:
-                return None, False
-            return delete_op(partition_of(key), key, etag_of(stored)), False
+                return [], False
+            return release(partition_of(key), key, etag_of(stored)), False
 
         def work(partition: str, group: list[str]) -> None:
             etags = self._held_etags(owner, group)
             fast = None
             if etags is not None:
                 fast = [
-                    delete_op(partition, key, etag) for key, etag in zip(group, etags, strict=True)
+                    release(partition, key, etag) for key, etag in zip(group, etags, strict=True)
                 ]
             self._settle(partition, group, decide, fast)
             self._forget(owner, group)
@@ -292,21 +342,26 @@ class TableLedger:
         self._fanout.map(work, groups(distinct_keys(keys)))
 
     def _settle(
-        self, partition: str, keys: list[str], decide: Decision, fast: list[Operation] | None
+        self,
+        partition: str,
+        keys: list[str],
+        decide: Decision,
+        fast: list[list[Operation]] | None,
     ) -> set[str]:
         """Write a group: blind with known ETags, else read and decide; one key at a time on a race.
 
-        Returns the keys `decide` refused.
+        `fast` holds each key's writes when this owner's ETags are known. Returns the keys
+        `decide` refused.
         """
         if fast is not None:
             try:
-                self._transact(fast)
+                self._transact([operation for writes in fast for operation in writes])
                 return set()
             except _Conflict:
                 pass  # something changed since our claim: decide from what is stored now
         rows = self._read(partition, keys)
         decisions = [decide(key, rows.get(key)) for key in keys]
-        operations = [operation for operation, _ in decisions if operation is not None]
+        operations = [operation for writes, _ in decisions for operation in writes]
         try:
             if operations:
                 self._transact(operations)
@@ -316,10 +371,10 @@ class TableLedger:
 
     def _settle_one(self, partition: str, key: str, decide: Decision) -> bool:
         for _ in range(RESOLVE_ATTEMPTS):
-            operation, refused = decide(key, self._read(partition, [key]).get(key))
+            operations, refused = decide(key, self._read(partition, [key]).get(key))
             try:
-                if operation is not None:
-                    self._transact([operation])
+                if operations:
+                    self._transact(operations)
                 return refused
             except _Conflict:
                 continue
@@ -332,7 +387,7 @@ class TableLedger:
             lambda: self._client.query_entities(
                 "UpdatedAt lt @cutoff",
                 parameters={"cutoff": older_than},
-                select=["PartitionKey", "RowKey"],
+                select=["PartitionKey", "RowKey", "State"],
                 results_per_page=PURGE_PAGE_SIZE,
             ).by_page()
         )
@@ -343,23 +398,26 @@ class TableLedger:
                 by_partition.setdefault(str(row["PartitionKey"]), []).append(row)
             for partition, rows in by_partition.items():
                 for chunk in chunks(rows, MAX_TRANSACTION_OPERATIONS):
-                    deleted += self._delete_rows(partition, chunk)
+                    # Count entries, not the rows that only marked a lifecycle key superseded.
+                    gone = self._delete_rows(partition, chunk)
+                    deleted += sum(1 for row in gone if row.get("State") is not None)
         if deleted:
             log.info("purged %d ledger entries older than %s", deleted, older_than.isoformat())
         return deleted
 
-    def _delete_rows(self, partition: str, rows: list[TableEntity]) -> int:
+    def _delete_rows(self, partition: str, rows: list[TableEntity]) -> list[TableEntity]:
+        """Delete rows unchanged since the scan; returns those deleted."""
         operations = [delete_op(partition, str(row["RowKey"]), etag_of(row)) for row in rows]
         try:
             self._transact(operations)
-            return len(operations)
+            return rows
         except _Conflict:
             pass
-        deleted = 0
-        for operation in operations:
+        deleted: list[TableEntity] = []
+        for row, operation in zip(rows, operations, strict=True):
             try:
                 self._transact([operation])
-                deleted += 1
+                deleted.append(row)
             except _Conflict:
                 pass  # changed or deleted since the scan: a newer write keeps it
         return deleted

@@ -41,12 +41,16 @@ class Ledger:
     table_name: str = field(default_factory=unique_table_name)
 
     def rows(self) -> dict[str, tuple[str, str]]:
-        """Every event key with its (state, owner)."""
+        """Every claimed or exported event key with its (state, owner).
+
+        Rows that only mark a lifecycle key superseded (no state) are left out.
+        """
         client = TableClient.from_connection_string(self.azurite.connection_string, self.table_name)
         with client:
             return {
                 str(row["RowKey"]): (str(row["State"]), str(row["Owner"]))
                 for row in client.query_entities("PartitionKey ne 'purge'")
+                if "State" in row
             }
 
     def owner_pids(self, state: str) -> set[int]:

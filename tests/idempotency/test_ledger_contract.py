@@ -103,6 +103,27 @@ def test_abandon_leaves_claims_of_other_owners_and_done_keys_alone(ledger: Ledge
     assert ledger.claim([JOB, done], "c", T0) == {JOB: BUSY, done: DONE}
 
 
+def test_an_abandoned_completion_no_longer_supersedes_its_lifecycle_events(ledger: Ledger) -> None:
+    lifecycle = ["workflow_job:123:queued", "workflow_job:123:in_progress"]
+    ledger.claim([JOB], "a", T0)
+    assert ledger.claim(lifecycle[:1], "b", T0) == {lifecycle[0]: SUPERSEDED}
+
+    ledger.abandon([JOB], "a")
+
+    assert ledger.claim(lifecycle, "b", T0) == dict.fromkeys(lifecycle, CLAIMED)
+    # Claimed again, the completion supersedes them again, even one held by a live claim.
+    assert ledger.claim([JOB], "b", T0) == {JOB: CLAIMED}
+    assert ledger.claim(lifecycle[1:], "c", T0) == {lifecycle[1]: SUPERSEDED}
+
+
+def test_a_completion_recorded_without_a_claim_still_supersedes(ledger: Ledger) -> None:
+    ledger.complete([JOB], "a", T0)
+
+    assert ledger.claim(["workflow_job:123:waiting"], "b", T0) == {
+        "workflow_job:123:waiting": SUPERSEDED
+    }
+
+
 @pytest.mark.parametrize(
     ("completion", "lifecycle"),
     [

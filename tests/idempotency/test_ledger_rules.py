@@ -17,8 +17,15 @@ from backend.idempotency import (
     load_ledger_settings,
     owner_id,
 )
-from backend.idempotency.layout import PARTITION_COUNT, partition_of
-from backend.idempotency.ledger import completion_key, completions_first, is_lifecycle
+from backend.idempotency.layout import PARTITION_COUNT, groups, partition_of, writes_of
+from backend.idempotency.ledger import (
+    LIFECYCLE_ACTIONS,
+    completion_key,
+    completions_first,
+    is_lifecycle,
+    lifecycle_keys,
+)
+from backend.telemetry.mapping import MAPPERS
 from common.settings import SettingsError
 from tests.idempotency.conftest import T0
 
@@ -59,12 +66,38 @@ def test_every_action_of_an_entity_shares_its_partition() -> None:
     )
 
 
-def test_round_trip_bound_is_per_partition() -> None:
+def test_round_trip_bound_is_one_transaction_per_group() -> None:
     same_entity = ["workflow_job:42:queued", "workflow_job:42:in_progress"]
 
-    # One partition: the two keys and their completion fit one read, then one write.
-    assert claim_round_trips_bound(same_entity) == 2
+    assert claim_round_trips_bound(same_entity) == 1
     assert claim_round_trips_bound([]) == 0
+
+
+def test_a_group_never_holds_more_writes_than_one_transaction_takes() -> None:
+    # 60 job completions of one partition: each writes its row and marks 3 lifecycle keys.
+    keys = [k for n in range(400) if partition_of(k := f"workflow_job:{n}:completed") == "01"]
+    batch = keys[:60] + [key.replace(":completed", ":queued") for key in keys[:60]]
+
+    chunks = groups(completions_first(batch))
+
+    assert sum(len(chunk) for _, chunk in chunks) == len(batch)
+    assert all(sum(writes_of(key) for key in chunk) <= 100 for _, chunk in chunks)
+    # An entity's keys share a transaction, so its completion supersedes them there.
+    for _, chunk in chunks:
+        assert {key.replace(":queued", ":completed") for key in chunk} <= set(chunk)
+
+
+def test_the_lifecycle_actions_are_the_ones_the_telemetry_maps() -> None:
+    mapped = {
+        event: tuple(action for action in actions if action != "completed")
+        for event, actions in MAPPERS.items()
+    }
+
+    assert mapped == LIFECYCLE_ACTIONS
+    assert lifecycle_keys("workflow_run:9:2:completed") == [
+        "workflow_run:9:2:requested",
+        "workflow_run:9:2:in_progress",
+    ]
 
 
 def test_settings_defaults() -> None:

@@ -8,6 +8,8 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from azure.data.tables import TableEntity
@@ -60,7 +62,7 @@ def trips(ledger: TableLedger) -> int:
     return count
 
 
-def test_a_batch_of_32_costs_two_round_trips_per_partition_not_per_key(
+def test_a_batch_of_32_new_keys_costs_one_transaction_per_partition_and_no_read(
     table: TableLedger,
 ) -> None:
     keys = [f"workflow_job:{7000 + n}:completed" for n in range(32)]
@@ -72,7 +74,7 @@ def test_a_batch_of_32_costs_two_round_trips_per_partition_not_per_key(
     table.complete(keys, "a", T0)
     complete_trips = trips(table)
 
-    assert claim_trips == claim_round_trips_bound(keys) == 2 * partitions
+    assert claim_trips == claim_round_trips_bound(keys) == partitions
     assert complete_trips == partitions  # blind If-Match writes with the ETags of the claim
     assert partitions <= PARTITION_COUNT
 
@@ -89,10 +91,12 @@ def test_32_keys_of_one_partition_cost_a_constant_not_32(table: TableLedger) -> 
     superseded = table.claim(lifecycle, "b", T0)
     lifecycle_trips = trips(table)
 
-    # A $filter takes 14 row keys: 32 keys are 3 reads, and one transaction writes them all.
-    assert (claim_trips, complete_trips) == (3 + 1, 1)
-    # 32 lifecycle keys and their 32 completions are 64 rows to read, 5 queries; nothing to write.
-    assert lifecycle_trips == 5
+    # Each job completion writes its row and marks its 3 lifecycle keys: 128 writes, two
+    # transactions of at most 100; completing them is grouped the same way.
+    assert (claim_trips, complete_trips) == (2, 2)
+    # Late lifecycle keys fail the blind insert; the row it names is read and the insert tried
+    # again, which fails on the next one; then all 32 are read one by one. Nothing to write.
+    assert lifecycle_trips == 1 + 1 + 1 + 32
     assert set(superseded.values()) == {SUPERSEDED}
 
 
@@ -105,6 +109,38 @@ def test_abandon_of_own_claims_is_one_round_trip_per_partition(table: TableLedge
 
     assert trips(table) == 1
     assert set(table.claim(keys, "b", T0).values()) == {CLAIMED}
+
+
+class RecordingLedger(TableLedger):
+    """A Table ledger that records the URL of every request it makes."""
+
+    def __init__(self, storage: StorageSettings, settings: LedgerSettings) -> None:
+        self.urls: list[str] = []
+        super().__init__(storage, settings)
+
+    def _count(self, response: Any) -> None:
+        self.urls.append(unquote(str(response.http_request.url)))
+        super()._count(response)
+
+
+def test_claims_and_completions_never_query_with_a_filter(azurite: Azurite) -> None:
+    # A filter ORing row keys is served as a partition scan, which grows with the retention.
+    storage = StorageSettings(azurite.connection_string, None, "unused")
+    ledger = RecordingLedger(storage, LedgerSettings(table_name=unique_table_name()))
+    keys = [f"workflow_job:{n}:completed" for n in range(12)]
+    lifecycle = [key.replace(":completed", ":queued") for key in keys]
+    ledger.claim(keys[:6], "a", T0)
+    ledger.complete(keys[:3], "a", T0)
+
+    statuses = ledger.claim(keys + lifecycle[6:], "b", T0)
+    ledger.complete([key for key, status in statuses.items() if status is CLAIMED], "b", T0)
+    ledger.abandon(keys, "b")
+
+    assert [statuses[key] for key in keys] == [DONE] * 3 + [BUSY] * 3 + [CLAIMED] * 6
+    assert {statuses[key] for key in lifecycle[6:]} == {SUPERSEDED}
+    assert ledger.urls
+    assert not [url for url in ledger.urls if "$filter" in url]
+    ledger.close()
 
 
 class RacedLedger(TableLedger):
@@ -127,19 +163,38 @@ class RacedLedger(TableLedger):
         return rows
 
 
+def test_one_copy_of_a_known_event_costs_its_partition_a_read_and_a_second_write(
+    table: TableLedger,
+) -> None:
+    keys = keys_in_partition("01", 8)
+    table.claim(keys[3:4], "a", T0)
+    table.complete(keys[3:4], "a", T0)
+    trips(table)
+
+    statuses = table.claim(keys, "b", T0)
+
+    assert statuses == {key: DONE if key == keys[3] else CLAIMED for key in keys}
+    # The blind insert fails on the known row, which is read alone; the rest is inserted.
+    assert trips(table) == 3
+
+
 @pytest.mark.parametrize(
     ("rounds", "expected_trips"),
     [
-        # The batch transaction fails once; the group is read and written again.
-        pytest.param([[1]], 2 + 2, id="group-retried"),
-        # It fails twice; then each of the 5 keys is read alone, and the 2 claimable written.
-        pytest.param([[1], [2]], 2 + 2 + 5 + 2, id="key-by-key"),
+        # The blind insert fails on the key "a" holds, which is read alone (the rival claims
+        # after it) and the insert tried again, failing on the rival's row; then the group is
+        # read (5 rows) and written.
+        pytest.param([[1]], 1 + 1 + 1 + 5 + 1, id="group-retried"),
+        # The group's write fails twice more; then each of the 5 keys is read alone, and the
+        # one still claimable (a's own) written.
+        pytest.param([[1], [2], [3]], 1 + 1 + 1 + (5 + 1) * 2 + 5 + 1, id="key-by-key"),
     ],
 )
 def test_a_lost_race_is_resolved_without_a_double_claim(
     azurite: Azurite, table: TableLedger, rounds: list[list[int]], expected_trips: int
 ) -> None:
-    # Given a batch of one partition, and a rival that claims some of its keys mid-claim
+    # Given a batch of one partition, one of its keys already claimed by the same owner (so it
+    # is read), and a rival that claims some of its keys between the read and the write
     keys = keys_in_partition("02", 4)
     lifecycle = keys[1].replace(":completed", ":queued")
     storage = StorageSettings(azurite.connection_string, None, "unused")
@@ -147,6 +202,8 @@ def test_a_lost_race_is_resolved_without_a_double_claim(
     rival_rounds = [[keys[index] for index in indexes] for indexes in rounds]
     rival_keys = {key for batch in rival_rounds for key in batch}
     raced = RacedLedger(table, list(rival_rounds), storage, settings)
+    assert raced.claim(keys[:1], "a", T0) == {keys[0]: CLAIMED}
+    raced.round_trips = 0
 
     # When the batch transaction fails on the keys the rival inserted
     statuses = raced.claim([*keys, lifecycle], "a", T0)
