@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -59,11 +59,14 @@ def writes_of(key: str) -> int:
     return 1 if is_lifecycle(key) else 1 + len(lifecycle_keys(key))
 
 
-def groups(keys: list[str]) -> list[tuple[str, list[str]]]:
+def groups(
+    keys: list[str], cost_of: Callable[[str], int] = writes_of
+) -> list[tuple[str, list[str]]]:
     """Keys by partition, cut to what one transaction can write; an entity's keys stay together.
 
-    Keeping an entity in one transaction lets a completion claimed in it supersede the
-    entity's lifecycle keys of the same batch.
+    `cost_of(key)` is the most rows the key's operation writes. Keeping an entity in one
+    transaction lets a completion claimed in it supersede the entity's lifecycle keys of the
+    same batch.
     """
     by_partition: dict[str, dict[str, list[str]]] = {}
     for key in keys:
@@ -74,7 +77,7 @@ def groups(keys: list[str]) -> list[tuple[str, list[str]]]:
         chunk: list[str] = []
         writes = 0
         for members in entities.values():
-            cost = sum(writes_of(key) for key in members)
+            cost = sum(cost_of(key) for key in members)
             if chunk and writes + cost > MAX_TRANSACTION_OPERATIONS:
                 result.append((partition, chunk))
                 chunk, writes = [], 0
@@ -83,6 +86,18 @@ def groups(keys: list[str]) -> list[tuple[str, list[str]]]:
         if chunk:
             result.append((partition, chunk))
     return result
+
+
+def transactions(writes: list[list[Operation]]) -> Iterator[list[Operation]]:
+    """Each key's writes packed in order into transactions of at most 100, a key's kept whole."""
+    batch: list[Operation] = []
+    for operations in writes:
+        if batch and len(batch) + len(operations) > MAX_TRANSACTION_OPERATIONS:
+            yield batch
+            batch = []
+        batch += operations
+    if batch:
+        yield batch
 
 
 def claim_round_trips_bound(keys: Iterable[str]) -> int:

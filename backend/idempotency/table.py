@@ -36,6 +36,7 @@ from backend.idempotency.layout import (
     replace_op,
     to_entry,
     to_row,
+    transactions,
     write_op,
 )
 from backend.idempotency.ledger import (
@@ -308,7 +309,10 @@ class TableLedger:
             self._forget(owner, group)
             return refused
 
-        return frozenset().union(*self._fanout.map(work, groups(distinct_keys(keys))))
+        # A completion writes one row per key (marks only for a completion nobody claimed,
+        # which `_settle` splits off into transactions of their own if they do not fit).
+        single = groups(distinct_keys(keys), cost_of=lambda _key: 1)
+        return frozenset().union(*self._fanout.map(work, single))
 
     def abandon(self, keys: Iterable[str], owner: str) -> None:
         # Only the purge reads UpdatedAt: the time of the marks a completion's abandon clears
@@ -361,12 +365,11 @@ class TableLedger:
                 pass  # something changed since our claim: decide from what is stored now
         rows = self._read(partition, keys)
         decisions = [decide(key, rows.get(key)) for key in keys]
-        operations = [operation for writes, _ in decisions for operation in writes]
         try:
-            if operations:
+            for operations in transactions([writes for writes, _ in decisions]):
                 self._transact(operations)
             return {key for key, (_, refused) in zip(keys, decisions, strict=True) if refused}
-        except _Conflict:
+        except _Conflict:  # deciding again is harmless for the keys already written
             return {key for key in keys if self._settle_one(partition, key, decide)}
 
     def _settle_one(self, partition: str, key: str, decide: Decision) -> bool:

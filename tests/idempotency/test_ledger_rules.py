@@ -17,7 +17,13 @@ from backend.idempotency import (
     load_ledger_settings,
     owner_id,
 )
-from backend.idempotency.layout import PARTITION_COUNT, groups, partition_of, writes_of
+from backend.idempotency.layout import (
+    PARTITION_COUNT,
+    groups,
+    partition_of,
+    transactions,
+    writes_of,
+)
 from backend.idempotency.ledger import (
     LIFECYCLE_ACTIONS,
     completion_key,
@@ -85,6 +91,15 @@ def test_a_group_never_holds_more_writes_than_one_transaction_takes() -> None:
     # An entity's keys share a transaction, so its completion supersedes them there.
     for _, chunk in chunks:
         assert {key.replace(":queued", ":completed") for key in chunk} <= set(chunk)
+
+
+def test_transactions_keep_each_keys_writes_whole_and_never_exceed_100() -> None:
+    writes = [[("upsert", {"RowKey": str(n)}, {})] * 4 for n in range(60)]  # 4 writes per key
+
+    batches = list(transactions(writes))
+
+    assert [len(batch) for batch in batches] == [100, 100, 40]
+    assert list(transactions([])) == []
 
 
 def test_the_lifecycle_actions_are_the_ones_the_telemetry_maps() -> None:

@@ -92,12 +92,26 @@ def test_32_keys_of_one_partition_cost_a_constant_not_32(table: TableLedger) -> 
     lifecycle_trips = trips(table)
 
     # Each job completion writes its row and marks its 3 lifecycle keys: 128 writes, two
-    # transactions of at most 100; completing them is grouped the same way.
-    assert (claim_trips, complete_trips) == (2, 2)
+    # transactions of at most 100; completing them writes 32 rows, one transaction.
+    assert (claim_trips, complete_trips) == (2, 1)
     # Late lifecycle keys fail the blind insert; the row it names is read and the insert tried
     # again, which fails on the next one; then all 32 are read one by one. Nothing to write.
     assert lifecycle_trips == 1 + 1 + 1 + 32
     assert set(superseded.values()) == {SUPERSEDED}
+
+
+def test_completing_many_unclaimed_completions_splits_their_writes(table: TableLedger) -> None:
+    # 40 completions nobody claimed: each writes its row and marks its 3 lifecycle keys, 160
+    # writes for one partition, more than one transaction takes.
+    keys = keys_in_partition("02", 40)
+    trips(table)
+
+    assert table.complete(keys, "a", T0) == frozenset()
+
+    assert trips(table) == 40 + 2  # a point read per key, then two transactions
+    lifecycle = [key.replace(":completed", ":waiting") for key in keys]
+    assert set(table.claim(lifecycle, "b", T0).values()) == {SUPERSEDED}
+    assert set(table.claim(keys, "b", T0).values()) == {DONE}
 
 
 def test_abandon_of_own_claims_is_one_round_trip_per_partition(table: TableLedger) -> None:
