@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import warnings
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
@@ -113,6 +116,133 @@ def test_calls_stuck_past_their_deadline_are_capped_and_new_ones_fail_at_once() 
         assert time.monotonic() - started < 0.5
     finally:
         release.set()
-        for thread in [t for t in threading.enumerate() if t.name == "queue-send"]:
-            thread.join(5)
-    assert deadline.call_with_deadline(lambda: "fast", 5.0, "send") == "fast"
+    assert _call_once_free(deadline.call_with_deadline) == "fast"
+
+
+def _call_once_free(call: Callable[[Callable[[], str], float, str], str]) -> str:
+    """Call as soon as the calls released by the test have given their slots back."""
+    started = time.monotonic()
+    while True:
+        try:
+            return call(lambda: "fast", 5.0, "send")
+        except QueueUnavailable:
+            assert time.monotonic() - started < BOUND_S, "the stuck calls kept their slots"
+            time.sleep(0.001)
+
+
+def test_sequential_calls_reuse_one_thread_that_is_not_the_callers() -> None:
+    runner = deadline.CallRunner(max_in_flight=4, max_idle=2)
+
+    # Thread objects, not idents: a finished thread's ident is given to the next one.
+    threads = [runner.call(threading.current_thread, 0.5, "send") for _ in range(20)]
+
+    assert len(set(threads)) == 1
+    assert threading.current_thread() not in threads
+
+
+def test_a_hung_call_times_out_and_the_next_runs_at_once_on_another_thread() -> None:
+    runner = deadline.CallRunner(max_in_flight=4, max_idle=2)
+    runner.call(lambda: None, 0.5, "send")  # one idle thread, which the hung call takes
+    release = threading.Event()
+    hung_on: list[threading.Thread] = []
+
+    def hang() -> None:
+        hung_on.append(threading.current_thread())
+        release.wait(30)
+
+    try:
+        started = time.monotonic()
+        with pytest.raises(QueueUnavailable, match=r"^queue send took longer than 0\.2 s$"):
+            runner.call(hang, 0.2, "send")
+        hung_s = time.monotonic() - started
+        started = time.monotonic()
+        next_on = runner.call(threading.current_thread, 0.5, "send")
+        next_s = time.monotonic() - started
+    finally:
+        release.set()
+
+    assert 0.2 <= hung_s < 0.2 + BOUND_S - DEADLINE_S
+    assert next_s < 0.5
+    assert next_on not in hung_on
+
+
+def test_the_call_past_the_cap_fails_at_once_and_never_runs() -> None:
+    runner = deadline.CallRunner(max_in_flight=3, max_idle=3)
+    release = threading.Event()
+    ran: list[str] = []
+    try:
+        for _ in range(3):
+            with pytest.raises(QueueUnavailable, match="took longer"):
+                runner.call(lambda: release.wait(30), 0.01, "send")
+
+        started = time.monotonic()
+        with pytest.raises(QueueUnavailable, match=r"^queue send: 3 calls still running$"):
+            runner.call(lambda: ran.append("late"), 5.0, "send")
+        refused_s = time.monotonic() - started
+    finally:
+        release.set()
+
+    assert refused_s < 0.5
+    assert _call_once_free(runner.call) == "fast"
+    assert ran == []
+
+
+class _Stop(BaseException):
+    """Not an Exception: a call must hand back whatever it raised."""
+
+
+@pytest.mark.parametrize(
+    "error",
+    [ValueError("bad content"), QueueUnavailable("refused"), KeyboardInterrupt(), _Stop()],
+    ids=["ValueError", "QueueUnavailable", "KeyboardInterrupt", "BaseException"],
+)
+def test_what_a_call_raises_reaches_the_caller_and_its_thread_serves_on(
+    error: BaseException,
+) -> None:
+    runner = deadline.CallRunner(max_in_flight=4, max_idle=2)
+    raised_on: list[threading.Thread] = []
+
+    def fail() -> None:
+        raised_on.append(threading.current_thread())
+        raise error
+
+    with pytest.raises(type(error)) as raised:
+        runner.call(fail, 0.5, "send")
+
+    assert raised.value is error
+    assert runner.call(threading.current_thread, 0.5, "send") is raised_on[0]
+
+
+def test_calls_run_on_daemon_threads() -> None:
+    runner = deadline.CallRunner(max_in_flight=4, max_idle=2)
+
+    def is_daemon() -> bool:
+        return threading.current_thread().daemon
+
+    assert (runner.call(is_daemon, 0.5, "send"), runner.call(is_daemon, 0.5, "send")) == (
+        True,
+        True,
+    )
+    assert deadline.call_with_deadline(is_daemon, 0.5, "send") is True
+
+
+def test_a_forked_child_starts_its_own_threads() -> None:
+    # Given the parent has an idle thread, which a forked child does not get
+    assert deadline.call_with_deadline(os.getpid, 0.5, "send") == os.getpid()
+
+    # When the child calls
+    with warnings.catch_warnings():
+        # Python 3.12 warns that forking a threaded process may deadlock the child; this child
+        # takes no lock a parent thread could hold.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        child = os.fork()
+    if child == 0:
+        try:
+            ran_in = deadline.call_with_deadline(os.getpid, 0.5, "send")
+            os._exit(0 if ran_in == os.getpid() else 1)
+        finally:
+            os._exit(2)
+    _, status = os.waitpid(child, 0)
+
+    # Then its call ran on a thread of its own instead of waiting for the parent's
+    assert os.waitstatus_to_exitcode(status) == 0
