@@ -19,6 +19,7 @@ from backend.idempotency import (
 )
 from backend.idempotency.layout import (
     PARTITION_COUNT,
+    Operation,
     groups,
     partition_of,
     transactions,
@@ -94,7 +95,7 @@ def test_a_group_never_holds_more_writes_than_one_transaction_takes() -> None:
 
 
 def test_transactions_keep_each_keys_writes_whole_and_never_exceed_100() -> None:
-    writes = [[("upsert", {"RowKey": str(n)}, {})] * 4 for n in range(60)]  # 4 writes per key
+    writes: list[list[Operation]] = [[("upsert", {"RowKey": str(n)}, {})] * 4 for n in range(60)]
 
     batches = list(transactions(writes))
 
