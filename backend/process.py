@@ -11,7 +11,7 @@ from backend.idempotency import Ledger, load_ledger_settings, owner_id
 from backend.processor import Processor
 from backend.shutdown import StopNow, Stopper
 from backend.sinks import build_sink
-from backend.worker import Worker, WorkerConfig
+from backend.worker import SETTLE_THREADS, Worker, WorkerConfig
 from common.logs import configure_logging
 from common.settings import BackendSettings, environment
 
@@ -51,7 +51,8 @@ def run_worker(settings: BackendSettings, parent_pid: int) -> None:
     except ValueError as error:  # SettingsError is a ValueError
         log.error("worker cannot start: %s", error)
         sys.exit(EXIT_CONFIG)
-    queue = create_queue(settings.storage)
+    # A connection for each settle thread: a batch's messages are settled side by side.
+    queue = create_queue(settings.storage, connections=SETTLE_THREADS)
     ledger = create_ledger(settings.storage, ledger_settings)
     owner = owner_id()
     log.info(

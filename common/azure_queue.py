@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import requests
 from azure.core.exceptions import (
     AzureError,
     HttpResponseError,
@@ -15,7 +16,10 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
+from azure.core.pipeline.transport import RequestsTransport
 from azure.storage.queue import LinearRetry, QueueClient
+from requests.adapters import DEFAULT_POOLSIZE, HTTPAdapter
+from urllib3.util.retry import Retry
 
 from common.queue import MessageGone, QueueMessage, QueueUnavailable, poison_record
 from common.settings import StorageSettings
@@ -44,10 +48,33 @@ FRONTEND_TIMEOUTS = QueueTimeouts(connection_timeout_s=1.0, read_timeout_s=1.5, 
 BACKEND_TIMEOUTS = QueueTimeouts(connection_timeout_s=5.0, read_timeout_s=20.0, retries=2)
 
 
-def _client(settings: StorageSettings, queue_name: str, timeouts: QueueTimeouts) -> QueueClient:
+def _transport(timeouts: QueueTimeouts, connections: int) -> RequestsTransport:
+    """azure-core's requests transport over a session keeping up to `connections` connections.
+
+    A client is thread-safe, but requests pools 10 connections per host by default; a call
+    beyond that opens a connection and drops it afterwards. The transport takes the timeouts
+    itself: a client given a transport does not pass its own on.
+    https://learn.microsoft.com/python/api/azure-core/azure.core.pipeline.transport.requeststransport
+    """
+    session = requests.Session()
+    # As azure-core's own session: urllib3 never retries, the SDK's retry policy does.
+    no_retries = Retry(total=False, redirect=False, raise_on_status=False)
+    adapter = HTTPAdapter(pool_maxsize=connections, max_retries=no_retries)
+    for prefix in ("http://", "https://"):
+        session.mount(prefix, adapter)
+    return RequestsTransport(
+        session=session,
+        session_owner=True,  # closing the client closes the session
+        connection_timeout=timeouts.connection_timeout_s,
+        read_timeout=timeouts.read_timeout_s,
+    )
+
+
+def _client(
+    settings: StorageSettings, queue_name: str, timeouts: QueueTimeouts, connections: int
+) -> QueueClient:
     options: dict[str, Any] = {
-        "connection_timeout": timeouts.connection_timeout_s,
-        "read_timeout": timeouts.read_timeout_s,
+        "transport": _transport(timeouts, connections),
         "retry_policy": LinearRetry(
             backoff=timeouts.retry_backoff_s,
             retry_total=timeouts.retries,
@@ -78,12 +105,21 @@ def _is_gone(error: HttpResponseError) -> bool:
 
 
 class AzureQueue:
-    """`MessageQueue` over azure-storage-queue; SDK errors become QueueUnavailable/MessageGone."""
+    """`MessageQueue` over azure-storage-queue; SDK errors become QueueUnavailable/MessageGone.
 
-    def __init__(self, settings: StorageSettings, timeouts: QueueTimeouts = BACKEND_TIMEOUTS):
+    Safe to share between threads: up to `connections` calls at a time on each of its two
+    queues keep their connections open for the next call.
+    """
+
+    def __init__(
+        self,
+        settings: StorageSettings,
+        timeouts: QueueTimeouts = BACKEND_TIMEOUTS,
+        connections: int = DEFAULT_POOLSIZE,
+    ):
         self.name = settings.queue_name
-        self._queue = _client(settings, settings.queue_name, timeouts)
-        self._poison = _client(settings, settings.poison_queue_name, timeouts)
+        self._queue = _client(settings, settings.queue_name, timeouts, connections)
+        self._poison = _client(settings, settings.poison_queue_name, timeouts, connections)
         self._created: set[str] = set()
 
     def _call(self, client: QueueClient, operation: Callable[[], T], on_message: bool = False) -> T:
@@ -196,10 +232,12 @@ class AzureQueue:
 
 
 def create_queue(
-    settings: StorageSettings, timeouts: QueueTimeouts = BACKEND_TIMEOUTS
+    settings: StorageSettings,
+    timeouts: QueueTimeouts = BACKEND_TIMEOUTS,
+    connections: int = DEFAULT_POOLSIZE,
 ) -> AzureQueue:
     """Build the queue client and create the queues if they are missing (best effort)."""
-    queue = AzureQueue(settings, timeouts)
+    queue = AzureQueue(settings, timeouts, connections)
     try:
         queue.ensure_queues()
     except QueueUnavailable as error:

@@ -7,6 +7,7 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from common.azurite import ACCOUNT_KEY, ACCOUNT_NAME
 
@@ -29,7 +30,7 @@ _PUT_MESSAGE_XML = (
 
 
 class StorageServer(ThreadingHTTPServer):
-    """Serves the scripted answers; `requests` counts what arrived."""
+    """Serves the scripted answers; `requests` counts what arrived, `connections` over what."""
 
     daemon_threads = True
 
@@ -37,8 +38,15 @@ class StorageServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.answers = deque(answers)
         self.requests = 0
+        self.connections = 0
         self.stopping = threading.Event()
         self._lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Count the accepted connection, then serve it on its own thread."""
+        with self._lock:
+            self.connections += 1
+        super().process_request(request, client_address)
 
     def next_answer(self) -> str:
         with self._lock:

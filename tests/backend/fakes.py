@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -41,14 +42,16 @@ class FakeTime:
 
 
 class CountingQueue(InMemoryQueue):
-    """The in-memory queue, counting calls per operation."""
+    """The in-memory queue, counting calls per operation (from any thread)."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
         super().__init__(name="events", clock=clock)
         self.calls: dict[str, int] = {}
+        self._count_lock = threading.Lock()
 
     def _count(self, operation: str) -> None:
-        self.calls[operation] = self.calls.get(operation, 0) + 1
+        with self._count_lock:
+            self.calls[operation] = self.calls.get(operation, 0) + 1
 
     def receive(self, max_messages: int, visibility_timeout_s: int) -> list[QueueMessage]:
         self._count("receive")

@@ -1,0 +1,168 @@
+"""A batch's messages are settled side by side, and the batch is over only once all are settled."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from backend.outcome import Outcome
+from backend.parcel import Job
+from backend.worker import SETTLE_THREADS
+from common.queue import QueueMessage
+from tests.backend.conftest import WorkerFactory
+from tests.backend.fakes import CountingQueue, message_text
+from tests.payloads import workflow_run_payload
+
+# Long enough for any thread to arrive; only a test that fails waits this out.
+BARRIER_TIMEOUT_S = 5.0
+
+
+def run_text(index: int) -> str:
+    """A mapped workflow_run message of its own run, so every message is its own event."""
+    return message_text(workflow_run_payload("completed", id=5000 + index), f"d-{index}")
+
+
+def send_runs(queue: CountingQueue, count: int) -> list[str]:
+    return [queue.send(run_text(index)) for index in range(count)]
+
+
+def wrap_delete(queue: CountingQueue, before: Callable[[QueueMessage], None]) -> None:
+    """Run `before(message)` ahead of each delete of `queue`, on the settling thread."""
+    real_delete = queue.delete
+
+    def delete(message: QueueMessage) -> None:
+        before(message)
+        real_delete(message)
+
+    queue.delete = delete  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def fine_switching() -> Iterator[None]:
+    """Switch threads as often as possible, so unguarded shared state would show its races."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(interval)
+
+
+def test_the_messages_of_a_batch_are_deleted_side_by_side(
+    queue: CountingQueue, make_worker: WorkerFactory
+) -> None:
+    # Given deletes that return only once SETTLE_THREADS of them are in flight at once
+    send_runs(queue, SETTLE_THREADS)
+    barrier = threading.Barrier(SETTLE_THREADS, timeout=BARRIER_TIMEOUT_S)
+    passed: list[str] = []
+
+    def meet(message: QueueMessage) -> None:
+        barrier.wait()  # one after another, the first would wait out the timeout and fail
+        passed.append(message.id)
+
+    wrap_delete(queue, meet)
+
+    # When one batch is processed
+    worker = make_worker()
+    worker.work(burst=True)
+
+    # Then every delete met the others and went through
+    assert (len(passed), len(queue), barrier.broken) == (SETTLE_THREADS, 0, False)
+    assert worker.counts == {Outcome.DONE: SETTLE_THREADS}
+
+
+def test_a_batch_is_over_only_once_every_message_is_settled(
+    queue: CountingQueue, make_worker: WorkerFactory
+) -> None:
+    # Given two batches whose deletes are slow
+    batch_size = 2 * SETTLE_THREADS
+    ids = send_runs(queue, 2 * batch_size)
+    events: list[str] = []
+    real_receive = queue.receive
+
+    def receive(max_messages: int, visibility_timeout_s: int) -> list[QueueMessage]:
+        events.append("receive")
+        return real_receive(max_messages, visibility_timeout_s)
+
+    def slow(message: QueueMessage) -> None:
+        time.sleep(0.02)
+        events.append(message.id)
+
+    queue.receive = receive  # type: ignore[method-assign]
+    wrap_delete(queue, slow)
+
+    # When the worker drains them
+    make_worker(max_messages_per_batch=batch_size).work(burst=True)
+
+    # Then each receive came only after every delete of the batch before it
+    first, second = events[1 : batch_size + 1], events[batch_size + 2 : 2 * batch_size + 2]
+    assert events[0] == events[batch_size + 1] == events[-1] == "receive"
+    assert (sorted(first), sorted(second)) == (sorted(ids[:batch_size]), sorted(ids[batch_size:]))
+    assert len(events) == 2 * batch_size + 3
+
+
+def test_a_failing_delete_leaves_its_message_and_the_others_and_the_loop_go_on(
+    queue: CountingQueue, make_worker: WorkerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    ids = send_runs(queue, 3 * SETTLE_THREADS)
+    broken_id = ids[1]
+
+    def bug(message: QueueMessage) -> None:
+        if message.id == broken_id:
+            raise RuntimeError("a bug")
+
+    wrap_delete(queue, bug)
+
+    with caplog.at_level(logging.ERROR, logger="backend.worker"):
+        worker = make_worker(max_messages_per_batch=SETTLE_THREADS)
+        worker.work(burst=True)
+
+    assert [message.id for message in queue.stored()] == [broken_id]
+    assert queue.calls["receive"] == 4  # three batches, then an empty receive
+    assert [r.getMessage() for r in caplog.records] == [
+        f"message {broken_id}: settling (delete) failed unexpectedly; it reappears when its "
+        "visibility ends"
+    ]
+
+
+def test_a_bug_in_settle_itself_is_logged_and_the_rest_of_the_batch_settled(
+    queue: CountingQueue, make_worker: WorkerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    ids = send_runs(queue, SETTLE_THREADS)
+    broken_id = ids[2]
+    worker = make_worker()
+    real_log_outcome = worker._log_outcome
+
+    def log_outcome(job: Job) -> None:
+        if job.message.id == broken_id:
+            raise KeyError("a bug")
+        real_log_outcome(job)
+
+    worker._log_outcome = log_outcome  # type: ignore[method-assign]
+
+    with caplog.at_level(logging.ERROR, logger="backend.worker"):
+        worker.work(burst=True)
+
+    assert len(queue) == 0  # its delete came before the bug
+    [record] = caplog.records
+    assert record.getMessage() == f"message {broken_id}: settling failed unexpectedly"
+    assert record.exc_info is not None and record.exc_info[0] is KeyError
+
+
+@pytest.mark.usefixtures("fine_switching")
+def test_the_counts_stay_exact_with_settles_side_by_side(
+    queue: CountingQueue, make_worker: WorkerFactory
+) -> None:
+    batches = 30
+    for index in range(batches * 32):
+        queue.send("not an envelope" if index % 4 == 0 else run_text(index))
+
+    worker = make_worker(max_messages_per_batch=32)
+    worker.work(burst=True)
+
+    poisoned = batches * 32 // 4
+    assert worker.counts == {Outcome.DONE: batches * 32 - poisoned, Outcome.POISON: poisoned}
+    assert (len(queue), len(queue.dead_letters)) == (0, poisoned)
