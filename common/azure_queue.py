@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import requests
 from azure.core.exceptions import (
     AzureError,
     HttpResponseError,
@@ -16,11 +15,10 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.core.pipeline.transport import RequestsTransport
 from azure.storage.queue import LinearRetry, QueueClient
-from requests.adapters import DEFAULT_POOLSIZE, HTTPAdapter
-from urllib3.util.retry import Retry
+from requests.adapters import DEFAULT_POOLSIZE
 
+from common.http import transport
 from common.queue import MessageGone, QueueMessage, QueueUnavailable, poison_record
 from common.settings import StorageSettings
 
@@ -48,33 +46,11 @@ FRONTEND_TIMEOUTS = QueueTimeouts(connection_timeout_s=1.0, read_timeout_s=1.5, 
 BACKEND_TIMEOUTS = QueueTimeouts(connection_timeout_s=5.0, read_timeout_s=20.0, retries=2)
 
 
-def _transport(timeouts: QueueTimeouts, connections: int) -> RequestsTransport:
-    """azure-core's requests transport over a session keeping up to `connections` connections.
-
-    A client is thread-safe, but requests pools 10 connections per host by default; a call
-    beyond that opens a connection and drops it afterwards. The transport takes the timeouts
-    itself: a client given a transport does not pass its own on.
-    https://learn.microsoft.com/python/api/azure-core/azure.core.pipeline.transport.requeststransport
-    """
-    session = requests.Session()
-    # As azure-core's own session: urllib3 never retries, the SDK's retry policy does.
-    no_retries = Retry(total=False, redirect=False, raise_on_status=False)
-    adapter = HTTPAdapter(pool_maxsize=connections, max_retries=no_retries)
-    for prefix in ("http://", "https://"):
-        session.mount(prefix, adapter)
-    return RequestsTransport(
-        session=session,
-        session_owner=True,  # closing the client closes the session
-        connection_timeout=timeouts.connection_timeout_s,
-        read_timeout=timeouts.read_timeout_s,
-    )
-
-
 def _client(
     settings: StorageSettings, queue_name: str, timeouts: QueueTimeouts, connections: int
 ) -> QueueClient:
     options: dict[str, Any] = {
-        "transport": _transport(timeouts, connections),
+        "transport": transport(timeouts.connection_timeout_s, timeouts.read_timeout_s, connections),
         "retry_policy": LinearRetry(
             backoff=timeouts.retry_backoff_s,
             retry_total=timeouts.retries,

@@ -9,6 +9,7 @@ from typing import Any
 from azure.core.pipeline.policies import RetryMode
 from azure.data.tables import TableClient
 
+from common.http import transport
 from common.settings import StorageSettings
 
 
@@ -27,8 +28,7 @@ def table_client(
 ) -> TableClient:
     """A table client bounded by `timeouts` that reports every response to `hook`."""
     options: dict[str, Any] = {
-        "connection_timeout": timeouts.connection_timeout_s,
-        "read_timeout": timeouts.read_timeout_s,
+        "transport": transport(timeouts.connection_timeout_s, timeouts.read_timeout_s),
         "retry_total": timeouts.retries,
         "retry_backoff_factor": timeouts.retry_backoff_s,
         "retry_mode": RetryMode.Fixed,

@@ -24,6 +24,7 @@ from opencensus.ext.azure.common.utils import azure_monitor_context, validate_in
 from backend.sinks.base import ExportResult, Rejection, format_time
 from backend.sinks.ingestion import classify
 from backend.telemetry.item import TelemetryItem
+from common import http
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ class AppInsightsSink:
         self._target = parse_target(connection_string)
         self._timeout_s = timeout_s
         self._tags = base_tags(role_name)
-        self._session = session or requests.Session()
+        self._session = session or http.session()
         # Proxies from the environment are honoured (trust_env); redirects (307/308) are
         # followed with the body, as regional ingestion endpoints may redirect.
 
