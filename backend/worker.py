@@ -15,7 +15,7 @@ from backend.outcome import Outcome, TransientError, Verdict
 from backend.parcel import Action, Job, Parcel, Settlement, settlement
 from backend.processor import LedgerDown, Processor
 from backend.shutdown import StopNow, Stopper
-from backend.threadpool import ThreadPool
+from backend.threadpool import Running, ThreadPool
 from common.envelope import utc_now
 from common.queue import (
     MessageGone,
@@ -98,6 +98,8 @@ class Worker:
         self.counts: Counter[Outcome] = Counter()
         self._settled_lock = threading.Lock()  # settles run on the pool's threads
         self._settlers = ThreadPool(SETTLE_THREADS, "settle")
+        # The last batch's settles, still running while the next batch is received.
+        self._settling: tuple[list[Parcel], Running] | None = None
         self._clock = clock
         self._sleep = sleep or self.stopper.wait
         self._parent_pid = parent_pid
@@ -114,13 +116,17 @@ class Worker:
                 if batch:
                     self.process_batch(batch)
                 elif batch is not None:
+                    self.finish_settling()
                     if burst:
                         break
                     self.idle()
                 self.heartbeat()
                 self.housekeeping()
         finally:
-            self._settlers.close()
+            try:
+                self.finish_settling()
+            finally:
+                self._settlers.close()
         log.info("worker %d stopped: %s", os.getpid(), dict(self._summary()))
 
     def should_stop(self) -> bool:
@@ -165,7 +171,11 @@ class Worker:
         self._sleep(self.config.poll_interval_s)
 
     def process_batch(self, messages: Sequence[QueueMessage]) -> None:
-        """Decide every envelope of the batch and settle each message, whatever happens."""
+        """Decide every envelope of the batch and settle each message, whatever happens.
+
+        The settles run on while the next batch is received and decided (`finish_settling`
+        waits for them): the queue's deletes and the next batch's work overlap.
+        """
         self._extended_at = self._clock()
         parcels: list[Parcel] = []
         forced = False
@@ -180,7 +190,7 @@ class Worker:
                 for parcel in parcels:
                     self.settle(parcel, touch_queue=False)
             else:
-                self.settle_all(parcels, release=self.stopper.requested)
+                self.start_settling(parcels, release=self.stopper.requested)
 
     def export_until_decided(self, parcels: list[Parcel]) -> None:
         """Advance the jobs until each has a verdict, holding the batch through an outage.
@@ -264,13 +274,26 @@ class Worker:
 
     def settle_all(self, parcels: Sequence[Parcel], release: bool = False) -> None:
         """Settle the messages side by side; all of them are settled when this returns."""
+        self.start_settling(parcels, release)
+        self.finish_settling()
+
+    def start_settling(self, parcels: Sequence[Parcel], release: bool = False) -> None:
+        """Start settling the messages side by side, once the batch before is all settled."""
+        self.finish_settling()
         pending = [parcel for parcel in parcels if not parcel.settled]
 
         def settle_one(parcel: Parcel) -> None:
             self.settle(parcel, release=release)
 
-        errors = self._settlers.run_all(settle_one, pending)
-        for parcel, error in zip(pending, errors, strict=True):
+        self._settling = (pending, self._settlers.start_all(settle_one, pending))
+
+    def finish_settling(self) -> None:
+        """Wait until the messages being settled are all settled."""
+        if self._settling is None:
+            return
+        pending, running = self._settling
+        self._settling = None
+        for parcel, error in zip(pending, running.wait(), strict=True):
             if error is not None:
                 # settle catches the errors of the queue calls; this is a bug in settle itself,
                 # logged here so that it is neither lost on a thread nor the end of the loop.

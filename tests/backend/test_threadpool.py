@@ -64,6 +64,22 @@ def test_one_item_runs_in_the_caller_and_no_thread_starts_until_needed(pool: Thr
     assert pool_threads() == []
 
 
+def test_started_calls_run_on_while_the_caller_goes_on_until_it_waits(pool: ThreadPool) -> None:
+    release = threading.Event()
+    finished: list[int] = []
+
+    def work(item: int) -> None:
+        release.wait(5)
+        finished.append(item)
+
+    running = pool.start_all(work, [0, 1, 2])
+    assert finished == []  # start_all returned with every call still waiting
+
+    release.set()
+    assert running.wait() == [None, None, None]
+    assert sorted(finished) == [0, 1, 2]
+
+
 def test_a_forced_stop_while_waiting_drops_calls_not_started_and_waits_for_running_ones(
     pool: ThreadPool,
 ) -> None:
