@@ -52,7 +52,8 @@ def run_worker(settings: BackendSettings, parent_pid: int) -> None:
         log.error("worker cannot start: %s", error)
         sys.exit(EXIT_CONFIG)
     # A connection for each settle thread: a batch's messages are settled side by side.
-    queue = create_queue(settings.storage, connections=SETTLE_THREADS)
+    # The settle threads and the loop's own receive or extend, which can overlap them.
+    queue = create_queue(settings.storage, connections=SETTLE_THREADS + 1)
     ledger = create_ledger(settings.storage, ledger_settings)
     owner = owner_id()
     log.info(

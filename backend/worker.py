@@ -122,6 +122,11 @@ class Worker:
                     self.idle()
                 self.heartbeat()
                 self.housekeeping()
+        except BaseException:
+            # A forced stop (or a bug) unwinds at once: the settles not started are dropped
+            # (their messages reappear), only the requests already in flight are waited for.
+            self.drop_settling()
+            raise
         finally:
             try:
                 self.finish_settling()
@@ -286,6 +291,13 @@ class Worker:
             self.settle(parcel, release=release)
 
         self._settling = (pending, self._settlers.start_all(settle_one, pending))
+
+    def drop_settling(self) -> None:
+        """Cancel the settles not started yet and wait for those running."""
+        if self._settling is not None:
+            _pending, running = self._settling
+            self._settling = None
+            running.cancel_and_wait()
 
     def finish_settling(self) -> None:
         """Wait until the messages being settled are all settled."""

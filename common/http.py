@@ -22,8 +22,17 @@ CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
 def uses_proxy(environ: Mapping[str, str]) -> bool:
-    """True if the environment names a proxy (`HTTPS_PROXY`, `http_proxy`, ...)."""
-    return any(name.lower().endswith("_proxy") and value for name, value in environ.items())
+    """True if the environment names a proxy (`HTTPS_PROXY`, `http_proxy`, ...).
+
+    `NO_PROXY` alone names none: it only exempts hosts from a proxy named elsewhere.
+    """
+    named = {name.lower() for name, value in environ.items() if value}
+    return any(name.endswith("_proxy") and name != "no_proxy" for name in named)
+
+
+def ca_bundle(environ: Mapping[str, str]) -> str | None:
+    """The CA bundle the environment names, as requests would pick it, or None."""
+    return next((environ[name] for name in CA_BUNDLE_VARIABLES if environ.get(name)), None)
 
 
 def session(
@@ -43,7 +52,7 @@ def session(
         result.mount(prefix, adapter)
     if not uses_proxy(environ):
         result.trust_env = False
-        bundle = next((environ[name] for name in CA_BUNDLE_VARIABLES if environ.get(name)), None)
+        bundle = ca_bundle(environ)
         if bundle is not None:
             result.verify = bundle
     return result
@@ -61,10 +70,13 @@ def transport(
     As in azure-core's own session, urllib3 never retries: the SDK's retry policy does.
     https://learn.microsoft.com/python/api/azure-core/azure.core.pipeline.transport.requeststransport
     """
+    environ = os.environ if environ is None else environ
     no_retries = Retry(total=False, redirect=False, raise_on_status=False)
     return RequestsTransport(
         session=session(connections, environ, no_retries),
         session_owner=True,  # closing the client closes the session
         connection_timeout=connection_timeout_s,
         read_timeout=read_timeout_s,
+        # The transport passes `verify` on every request, which beats the session's own.
+        connection_verify=ca_bundle(environ) or True,
     )

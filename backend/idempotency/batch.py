@@ -170,12 +170,16 @@ def _check_keys(operations: Sequence[Operation]) -> None:
             f"a transaction holds 1 to {MAX_OPERATIONS} operations, not {len(operations)}"
         )
     partitions = set()
+    rows: set[str] = set()
     for _, entity, _ in operations:
         if "PartitionKey" not in entity or "RowKey" not in entity:
             raise ValueError(f"an entity without PartitionKey and RowKey: {sorted(entity)}")
         if not isinstance(entity["PartitionKey"], str) or not isinstance(entity["RowKey"], str):
             raise TypeError("PartitionKey and RowKey must be strings")
         partitions.add(entity["PartitionKey"])
+        if entity["RowKey"] in rows:  # the service refuses it: 400 InvalidDuplicateRow
+            raise ValueError(f"a transaction writes row {entity['RowKey']!r} twice")
+        rows.add(entity["RowKey"])
     if len(partitions) > 1:
         raise ValueError(f"a transaction spans one partition, not {sorted(map(str, partitions))}")
 

@@ -210,10 +210,19 @@ def delete_op(partition: str, key: str, etag: str) -> Operation:
     return ("delete", {"PartitionKey": partition, "RowKey": key}, conditions)
 
 
+def mark_row(partition: str, key: str, superseded: bool, updated_at: datetime) -> dict[str, Any]:
+    """A row holding only a lifecycle key's Superseded flag; `UpdatedAt` lets purge remove it."""
+    return {
+        "PartitionKey": partition,
+        "RowKey": key,
+        "Superseded": superseded,
+        "UpdatedAt": updated_at,
+    }
+
+
 def mark_op(partition: str, key: str, superseded: bool, updated_at: datetime) -> Operation:
     """Set a lifecycle key's Superseded flag, creating its row if absent (insert or merge).
 
-    A merge leaves a claim in the row as it is; `UpdatedAt` lets purge remove the row.
+    A merge leaves a claim in the row as it is.
     """
-    row = {"PartitionKey": partition, "RowKey": key, "Superseded": superseded}
-    return ("upsert", {**row, "UpdatedAt": updated_at}, {"mode": UpdateMode.MERGE})
+    return ("upsert", mark_row(partition, key, superseded, updated_at), {"mode": UpdateMode.MERGE})

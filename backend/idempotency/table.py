@@ -30,7 +30,9 @@ from backend.idempotency.layout import (
     delete_op,
     etag_of,
     groups,
+    is_superseded,
     mark_op,
+    mark_row,
     partition_of,
     plan_claims,
     replace_op,
@@ -45,6 +47,7 @@ from backend.idempotency.ledger import (
     LedgerSettings,
     LedgerUnavailable,
     check_now,
+    completion_key,
     completions_first,
     distinct_keys,
     done_entry,
@@ -284,6 +287,7 @@ class TableLedger:
     def complete(self, keys: Iterable[str], owner: str, now: datetime) -> frozenset[str]:
         check_now(now)
         done = done_entry(owner, now)
+        called = set(distinct_keys(keys))
 
         def decide(key: str, stored: TableEntity | None) -> tuple[list[Operation], bool]:
             entry = to_entry(stored)
@@ -292,8 +296,10 @@ class TableLedger:
             if not needs_done_write(entry):
                 return [], False
             partition = partition_of(key)
-            # A completion nobody claimed marks its lifecycle keys here (its claim did otherwise).
+            # A completion nobody claimed marks its lifecycle keys here (its claim did otherwise),
+            # all but those of this call, which have their own write.
             marks = [] if is_lifecycle(key) or entry is not None else lifecycle_keys(key)
+            marks = [other for other in marks if other not in called]
             writes = [write_op(to_row(partition, key, done), stored)]
             return writes + [mark_op(partition, other, True, now) for other in marks], False
 
@@ -318,10 +324,17 @@ class TableLedger:
         # Only the purge reads UpdatedAt: the time of the marks a completion's abandon clears
         # need not come from the caller.
         now = datetime.now(UTC)
+        called = set(distinct_keys(keys))
 
-        def release(partition: str, key: str, etag: str) -> list[Operation]:
-            """Delete our claim; an abandoned completion no longer supersedes its lifecycle."""
+        def release(partition: str, key: str, etag: str, marked: bool = False) -> list[Operation]:
+            """Give up our claim; an abandoned completion no longer supersedes its lifecycle.
+
+            A lifecycle key `marked` superseded since our claim keeps the mark alone.
+            """
+            if marked:
+                return [replace_op(mark_row(partition, key, True, now), etag)]
             marks = [] if is_lifecycle(key) else lifecycle_keys(key)
+            marks = [other for other in marks if other not in called]
             clear = [mark_op(partition, other, False, now) for other in marks]
             return [delete_op(partition, key, etag), *clear]
 
@@ -331,7 +344,9 @@ class TableLedger:
                 return [], False
             if entry.state is not EntryState.CLAIMED or entry.owner != owner:
                 return [], False
-            return release(partition_of(key), key, etag_of(stored)), False
+            # The mark stays unless its completion is abandoned in this call too.
+            marked = is_superseded(stored) and completion_key(key) not in called
+            return release(partition_of(key), key, etag_of(stored), marked), False
 
         def work(partition: str, group: list[str]) -> None:
             etags = self._held_etags(owner, group)

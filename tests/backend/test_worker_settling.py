@@ -11,6 +11,7 @@ import pytest
 
 from backend.outcome import Outcome
 from backend.parcel import Job
+from backend.shutdown import StopNow
 from backend.worker import SETTLE_THREADS
 from common.queue import QueueMessage
 from tests.backend.conftest import WorkerFactory
@@ -176,3 +177,35 @@ def test_the_counts_stay_exact_with_settles_side_by_side(
     poisoned = batches * 32 // 4
     assert worker.counts == {Outcome.DONE: batches * 32 - poisoned, Outcome.POISON: poisoned}
     assert (len(queue), len(queue.dead_letters)) == (0, poisoned)
+
+
+def test_a_forced_stop_drops_the_settles_not_started_and_waits_only_for_those_running(
+    queue: CountingQueue, make_worker: WorkerFactory
+) -> None:
+    # Given a batch of twice as many messages as settle threads, whose deletes are slow
+    send_runs(queue, 2 * SETTLE_THREADS)
+    deleted: list[str] = []
+    real_receive = queue.receive
+    receives = 0
+
+    def slow(message: QueueMessage) -> None:
+        threading.Event().wait(0.2)
+        deleted.append(message.id)
+
+    def receive(max_messages: int, visibility_timeout_s: int) -> list[QueueMessage]:
+        nonlocal receives
+        receives += 1
+        if receives == 2:
+            raise StopNow  # a second signal, while the first batch is still being deleted
+        return real_receive(max_messages, visibility_timeout_s)
+
+    queue.receive = receive  # type: ignore[method-assign]
+    wrap_delete(queue, slow)
+
+    # When the stop comes with half the deletes running and half waiting for a thread
+    with pytest.raises(StopNow):
+        make_worker(max_messages_per_batch=2 * SETTLE_THREADS).work()
+
+    # Then only the running half went through; the rest stay in the queue, to reappear
+    assert len(deleted) == SETTLE_THREADS
+    assert len(queue) == SETTLE_THREADS

@@ -19,7 +19,8 @@ from common.http import session, transport, uses_proxy
         ({"HTTPS_PROXY": "http://proxy:3128"}, True),
         ({"http_proxy": "http://proxy:3128"}, True),
         ({"ALL_PROXY": "socks5://proxy:1080"}, True),
-        ({"NO_PROXY": "localhost"}, True),
+        ({"NO_PROXY": "localhost"}, False),
+        ({"NO_PROXY": "localhost", "HTTP_PROXY": "http://proxy:3128"}, True),
     ],
 )
 def test_a_proxy_variable_is_recognised_in_either_case(
@@ -40,6 +41,14 @@ def test_without_a_proxy_a_ca_bundle_variable_is_still_honoured() -> None:
 
     assert session(environ=environ).verify == "/etc/requests.pem"
     assert session(environ={"CURL_CA_BUNDLE": "/etc/curl.pem"}).verify == "/etc/curl.pem"
+
+
+def test_the_transport_verifies_with_the_ca_bundle_of_the_environment() -> None:
+    # azure-core passes `verify` on each request, which would override the session's.
+    built = transport(1, 1, environ={"REQUESTS_CA_BUNDLE": "/etc/private-ca.pem"})
+
+    assert built.connection_config.verify == "/etc/private-ca.pem"
+    assert transport(1, 1, environ={}).connection_config.verify is True
 
 
 def test_with_a_proxy_requests_keeps_its_own_rules() -> None:

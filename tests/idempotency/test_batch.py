@@ -65,7 +65,7 @@ def head_and_payload(request: str) -> tuple[list[str], str]:
 
 
 def test_a_body_holds_one_changeset_of_every_operation_in_order() -> None:
-    body = body_of(("create", row(State="claimed"), {}), delete_op("00", KEY, ETAG))
+    body = body_of(("create", row(State="claimed"), {}), delete_op("00", "other", ETAG))
 
     assert body == (
         f"--{BATCH}\r\n"
@@ -89,7 +89,7 @@ def test_a_body_holds_one_changeset_of_every_operation_in_order() -> None:
         "Content-Type: application/http\r\n"
         "Content-Transfer-Encoding: binary\r\n"
         "\r\n"
-        f"DELETE {BASE}/ledger(PartitionKey='00',RowKey='{URL_KEY}') HTTP/1.1\r\n"
+        f"DELETE {BASE}/ledger(PartitionKey='00',RowKey='other') HTTP/1.1\r\n"
         "Accept: application/json;odata=minimalmetadata\r\n"
         "DataServiceVersion: 3.0\r\n"
         f"If-Match: {ETAG}\r\n"
@@ -222,7 +222,8 @@ def test_property_values_are_typed_as_the_sdk_reads_them() -> None:
         ),
         ([("delete", row(), {"etag": ETAG})], ValueError, "unsupported condition"),
         ([("update", row(), {**IF_MATCH, "etag": "a\r\nX-Evil: 1"})], ValueError, "line break"),
-        ([("create", row(), {}), ("create", row(partition="01"), {})], ValueError, "one partition"),
+        ([("create", row(), {}), ("create", row("b", "01"), {})], ValueError, "one partition"),
+        ([("create", row(), {}), delete_op("00", KEY, ETAG)], ValueError, "row .* twice"),
         ([("create", {"PartitionKey": "00"}, {})], ValueError, "without PartitionKey and RowKey"),
         ([], ValueError, "1 to 100 operations, not 0"),
         ([("upsert", row(f"k{n}"), {}) for n in range(101)], ValueError, "not 101"),

@@ -116,6 +116,45 @@ def test_an_abandoned_completion_no_longer_supersedes_its_lifecycle_events(ledge
     assert ledger.claim(lifecycle[1:], "c", T0) == {lifecycle[1]: SUPERSEDED}
 
 
+def test_an_abandoned_lifecycle_claim_stays_superseded_by_its_entitys_completion(
+    ledger: Ledger,
+) -> None:
+    # Given a lifecycle event claimed by one worker, then its completion by another
+    lifecycle = "workflow_job:123:in_progress"
+    ledger.claim([lifecycle], "a", T0)
+    ledger.claim([JOB], "b", T0)
+
+    # When the first worker gives its claim up (a stop, a poison)
+    ledger.abandon([lifecycle], "a")
+
+    # Then a later copy of the lifecycle event is still superseded, not exported after all
+    assert ledger.claim([lifecycle], "c", T0) == {lifecycle: SUPERSEDED}
+
+
+def test_completing_a_completion_and_its_own_lifecycle_keys_together(ledger: Ledger) -> None:
+    queued, waiting = "workflow_job:123:queued", "workflow_job:123:waiting"
+
+    assert ledger.complete([JOB, queued], "a", T0) == frozenset()
+
+    assert ledger.claim([queued, waiting, JOB], "b", T0) == {
+        queued: DONE,
+        waiting: SUPERSEDED,
+        JOB: DONE,
+    }
+
+
+def test_abandoning_a_completion_and_its_own_lifecycle_keys_together(ledger: Ledger) -> None:
+    queued = "workflow_job:123:queued"
+    ledger.claim([queued], "a", T0)
+    ledger.claim([JOB], "a", T0)
+
+    ledger.abandon([JOB, queued], "a")
+
+    # Neither was exported: both are free, and the abandoned completion supersedes nothing.
+    assert ledger.claim([queued], "b", T0) == {queued: CLAIMED}
+    assert ledger.claim([JOB], "b", T0) == {JOB: CLAIMED}
+
+
 def test_a_completion_recorded_without_a_claim_still_supersedes(ledger: Ledger) -> None:
     ledger.complete([JOB], "a", T0)
 
