@@ -4,21 +4,37 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class ThreadPool:
     """A small pool whose threads start on first use: building a worker starts no thread.
 
-    Only the thread that owns it calls `run_all` and `close`.
+    Only the thread that owns it calls `map`, `run_all`, `start_all` and `close`.
     """
 
     def __init__(self, threads: int, name: str) -> None:
         self.threads = threads
         self._name = name
         self._executor: ThreadPoolExecutor | None = None
+
+    def map(self, work: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        """`work(item)` for every item, the results in order; re-raises the first item's error.
+
+        Every call finishes, failed or not, before this returns or raises.
+        """
+        results: list[Any] = [None] * len(items)
+
+        def run(position: int) -> None:
+            results[position] = work(items[position])
+
+        for error in self.run_all(run, range(len(items))):
+            if error is not None:
+                raise error
+        return results
 
     def run_all(self, work: Callable[[T], None], items: Sequence[T]) -> list[BaseException | None]:
         """Call `work(item)` for every item; return what each call raised, None if nothing.

@@ -19,7 +19,6 @@ from azure.data.tables import TableEntity
 
 from backend.idempotency.batch import submit_transaction
 from backend.idempotency.client import LedgerTimeouts, table_client
-from backend.idempotency.fanout import Fanout
 from backend.idempotency.layout import (
     MAX_TRANSACTION_OPERATIONS,
     PARTITION_COUNT,
@@ -56,6 +55,7 @@ from backend.idempotency.ledger import (
     lifecycle_keys,
     needs_done_write,
 )
+from backend.threadpool import ThreadPool
 from common.azure_queue import error_code
 from common.settings import StorageSettings
 
@@ -113,7 +113,8 @@ class TableLedger:
         settings = settings or LedgerSettings()
         self.table_name = settings.table_name
         self.round_trips = 0
-        self._fanout = Fanout(concurrency)
+        # Started on first use, so a ledger built before a fork or spawn carries no thread.
+        self._partitions = ThreadPool(concurrency, "ledger")
         self._lease = settings.lease
         self._lock = threading.Lock()
         # ETags of this process's live claims: complete/abandon write them without a read.
@@ -125,6 +126,16 @@ class TableLedger:
     def _count(self, _response: Any) -> None:
         with self._lock:
             self.round_trips += 1
+
+    def _each_group(
+        self, work: Callable[[str, list[str]], T], partition_groups: list[tuple[str, list[str]]]
+    ) -> list[T]:
+        """`work(partition, keys)` for every group, side by side; see `ThreadPool.map`.
+
+        The partitions are independent, so a batch's ledger latency is that of one group's
+        requests, not the sum of them all.
+        """
+        return self._partitions.map(lambda group: work(*group), partition_groups)
 
     def _call(self, operation: Callable[[], T], *, conditional: bool = False) -> T:
         """Run one SDK call; a missing table is created and the call retried once.
@@ -214,7 +225,7 @@ class TableLedger:
         def work(partition: str, group: list[str]) -> dict[str, ClaimStatus]:
             return self._claim_group(partition, group, owner, now)
 
-        for group_statuses in self._fanout.map(work, groups(completions_first(keys))):
+        for group_statuses in self._each_group(work, groups(completions_first(keys))):
             statuses.update(group_statuses)
         return {key: statuses[key] for key in distinct_keys(keys)}
 
@@ -318,7 +329,7 @@ class TableLedger:
         # A completion writes one row per key (marks only for a completion nobody claimed,
         # which `_settle` splits off into transactions of their own if they do not fit).
         single = groups(distinct_keys(keys), cost_of=lambda _key: 1)
-        return frozenset().union(*self._fanout.map(work, single))
+        return frozenset().union(*self._each_group(work, single))
 
     def abandon(self, keys: Iterable[str], owner: str) -> None:
         # Only the purge reads UpdatedAt: the time of the marks a completion's abandon clears
@@ -358,7 +369,7 @@ class TableLedger:
             self._settle(partition, group, decide, fast)
             self._forget(owner, group)
 
-        self._fanout.map(work, groups(distinct_keys(keys)))
+        self._each_group(work, groups(distinct_keys(keys)))
 
     def _settle(
         self,
@@ -454,5 +465,5 @@ class TableLedger:
 
     def close(self) -> None:
         """Stop the partition threads and close the HTTP session."""
-        self._fanout.close()
+        self._partitions.close()
         self._client.close()
