@@ -32,6 +32,7 @@ from backend.idempotency.layout import (
     is_superseded,
     mark_op,
     mark_row,
+    merge_op,
     partition_of,
     plan_claims,
     replace_op,
@@ -319,7 +320,7 @@ class TableLedger:
             fast = None
             if etags is not None:
                 fast = [
-                    [replace_op(to_row(partition, key, done), etag)]
+                    [merge_op(to_row(partition, key, done), etag)]
                     for key, etag in zip(group, etags, strict=True)
                 ]
             refused = self._settle(partition, group, decide, fast)

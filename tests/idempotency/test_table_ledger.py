@@ -12,7 +12,9 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
-from azure.data.tables import TableEntity
+from azure.core import MatchConditions
+from azure.data.tables import TableEntity, UpdateMode
+from pytest_mock import MockerFixture
 
 from backend.idempotency import (
     ClaimStatus,
@@ -123,6 +125,35 @@ def test_abandon_of_own_claims_is_one_round_trip_per_partition(table: TableLedge
 
     assert trips(table) == 1
     assert set(table.claim(keys, "b", T0).values()) == {CLAIMED}
+
+
+def test_completing_own_claims_merges_under_if_match_and_leaves_only_the_done_entry(
+    table: TableLedger, mocker: MockerFixture
+) -> None:
+    keys = keys_in_partition("00", 3)
+    table.claim(keys, "a", T0)
+    transact = mocker.spy(table, "_transact")
+
+    table.complete(keys, "a", T0)
+
+    operations = [op for call in transact.call_args_list for op in call.args[0]]
+    assert [
+        (kind, options["mode"], options["match_condition"]) for kind, _, options in operations
+    ] == [("update", UpdateMode.MERGE, MatchConditions.IfNotModified)] * 3
+    # The ETag held the row at what the claim wrote, so the merge leaves what a replace would.
+    rows = {row["RowKey"]: row for row in table._client.list_entities()}
+    for key in keys:
+        assert set(rows[key]) == {
+            "PartitionKey",
+            "RowKey",
+            "State",
+            "Owner",
+            "LeaseUntil",
+            "UpdatedAt",
+        }
+        assert (rows[key]["State"], rows[key]["Owner"]) == ("done", "a")
+        assert rows[key]["LeaseUntil"] == T0
+    assert set(table.claim(keys, "b", T0).values()) == {DONE}
 
 
 class RecordingLedger(TableLedger):
