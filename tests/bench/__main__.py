@@ -14,43 +14,79 @@ from tests.bench.figures import Figure
 from tests.bench.parallel import Pool
 from tests.bench.report import table, write_json
 from tests.bench.session import Run
+from tests.bench.trials import combine, combine_each
 
 log = logging.getLogger("bench")
 
 
 def measure(run: Run) -> list[Figure]:
-    """Measure every figure in order, each from its own fresh Azurite where it matters."""
+    """Measure every figure in order, each from its own fresh Azurite where it matters.
+
+    A figure with a ceiling is measured `trials` times, each right after its ceiling, and
+    reported as the median (see `tests/bench/trials.py`).
+    """
     config = run.config
-    results: list[Figure] = []
-    with run.fresh_queue() as target:
-        log.info(
-            "put ceiling: %d processes x %d threads",
-            config.client_processes,
-            config.connections_per_worker,
-        )
-        put = figures.put_ceiling(run, target)
-        results.append(put)
-    for packing in (True, False):
+    puts: list[Figure] = []
+    full: dict[bool, list[Figure]] = {True: [], False: []}
+    paced: dict[bool, list[Figure]] = {True: [], False: []}
+    for trial in range(config.trials):
+        last = trial == config.trials - 1
         with run.fresh_queue() as target:
             log.info(
-                "frontend (packing %s): full load, then %.0f%% of it",
-                "on" if packing else "off",
-                config.load_factor * 100,
+                "put ceiling (trial %d of %d): %d processes x %d threads",
+                trial + 1,
+                config.trials,
+                config.client_processes,
+                config.connections_per_worker,
             )
-            results += figures.frontend(run, target, put, packing)
-    for processes in config.backend_processes:
-        log.info("backend with %d worker process(es) and its drain ceiling", processes)
-        ceiling = figures.drain_ceiling(run, processes)
-        results += [ceiling, figures.backend(run, processes, ceiling)]
-    # The last process count again, without the ledger: what deduplication costs.
-    log.info("backend with %d worker(s) without its ledger", processes)
-    results.append(figures.backend(run, processes, ceiling, ledger=False))
+            puts.append(figures.put_ceiling(run, target))
+        for packing in (True, False):
+            with run.fresh_queue() as target:
+                log.info(
+                    "frontend (packing %s, trial %d of %d): full load%s",
+                    "on" if packing else "off",
+                    trial + 1,
+                    config.trials,
+                    f", then {config.load_factor:.0%} of it" if last else "",
+                )
+                first, *rest = figures.frontend(run, target, puts[-1], packing, paced=last)
+            full[packing].append(first)
+            paced[packing] += rest
+    results = [combine(puts)]
+    for packing in (True, False):
+        results += [combine(full[packing]), *paced[packing]]
+    results += drains(run)
     if config.packed_drain > 1:
         processes = max(config.backend_processes)
         log.info("backend with %d worker(s), %d deliveries/message", processes, config.packed_drain)
         results.append(figures.backend(run, processes, results[-1], config.packed_drain))
     log.info("end to end: %d deliveries", config.e2e_deliveries)
     results.append(e2e.end_to_end(run))
+    return results
+
+
+def drains(run: Run) -> list[Figure]:
+    """Each process count's drain ceiling and backend, in pairs; the last count without ledger."""
+    config = run.config
+    results: list[Figure] = []
+    last = config.backend_processes[-1]
+    for processes in config.backend_processes:
+        trials: list[list[Figure]] = []
+        for trial in range(config.trials):
+            log.info(
+                "backend with %d worker process(es) and its drain ceiling (trial %d of %d)%s",
+                processes,
+                trial + 1,
+                config.trials,
+                ", then without its ledger" if processes == last else "",
+            )
+            ceiling = figures.drain_ceiling(run, processes)
+            measured = [ceiling, figures.backend(run, processes, ceiling)]
+            if processes == last:
+                # What deduplication costs: the same pool without its ledger.
+                measured.append(figures.backend(run, processes, ceiling, ledger=False))
+            trials.append(measured)
+        results += combine_each(trials)
     return results
 
 

@@ -8,11 +8,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-# Preset sizes; `default` keeps a 2-core run under ~5 minutes, `quick` near one, `tiny` seconds.
+# Preset sizes; `default` takes a 2-core host about 6 minutes (3 trials of each figure with a
+# ceiling), `quick` about one (a single trial), `tiny` seconds.
 PRESETS: dict[str, dict[str, object]] = {
-    "default": {"duration_s": 15.0, "depth": 1500, "e2e_deliveries": 1500},
-    "quick": {"duration_s": 5.0, "depth": 1200, "e2e_deliveries": 600},
+    "default": {"duration_s": 8.0, "depth": 1500, "e2e_deliveries": 1500, "trials": 3},
+    "quick": {"duration_s": 5.0, "depth": 1200, "e2e_deliveries": 600, "trials": 1},
     "tiny": {
+        "trials": 1,
         "duration_s": 1.0,
         "depth": 100,
         "e2e_deliveries": 100,
@@ -26,8 +28,9 @@ PRESETS: dict[str, dict[str, object]] = {
 class BenchConfig:
     """Every size of one run; each field is also `BENCH_<FIELD>` in the environment."""
 
-    duration_s: float = 15.0
+    duration_s: float = 8.0
     depth: int = 1500
+    trials: int = 3  # of each figure measured against a ceiling; the median is reported
     e2e_deliveries: int = 1500
     frontend_workers: int = 2
     frontend_threads: int = 8
@@ -92,4 +95,6 @@ def load_config(
         if raw is not None and item.name != "preset":
             values[item.name] = _from_text(item.name, str(raw))
     config = replace(BenchConfig(), **values)  # type: ignore[arg-type]
+    if config.trials < 1:
+        parser.error(f"--trials must be at least 1, not {config.trials}")
     return config

@@ -121,8 +121,10 @@ def http_load(
     return merged(run.pool.run(run_plan, plans))
 
 
-def frontend(run: Run, target: Target, put: Figure, packing: bool = True) -> list[Figure]:
-    """Accepted deliveries per second at full load, then latency at `load_factor` of it."""
+def frontend(
+    run: Run, target: Target, put: Figure, packing: bool = True, paced: bool = True
+) -> list[Figure]:
+    """Accepted deliveries per second at full load; with `paced`, latency at `load_factor` of it."""
     config = run.config
     service, port = start_frontend(
         run.workdir,
@@ -141,11 +143,10 @@ def frontend(run: Run, target: Target, put: Figure, packing: bool = True) -> lis
         full_cpu = meter.per_unit(full.statuses[202], clients=full.cpu_s)
         full_rate = full.statuses[202] / full.elapsed_s
         paced_rate = config.load_factor * full_rate
-        paced = http_load(run, port, "paced", paced_rate, config.duration_s)
+        at_rate = http_load(run, port, "paced", paced_rate, config.duration_s) if paced else None
     finally:
         service.stop()
     off = "" if packing else ", packing off"
-    load_name = f"frontend at {config.load_factor:.0%} load{off}"
     figures = [
         Figure(
             "frontend full load (202/s)" if packing else "frontend full load, packing off",
@@ -153,15 +154,18 @@ def frontend(run: Run, target: Target, put: Figure, packing: bool = True) -> lis
             put.name,
             full_rate / put.per_s,
             latency_details(full),
-        ),
-        Figure(load_name, paced.statuses[202] / paced.elapsed_s, details=latency_details(paced)),
+        )
     ]
     figures[0].details.update(full_cpu)
+    accepted = warmup.statuses[202] + full.statuses[202]
+    if at_rate is not None:
+        accepted += at_rate.statuses[202]
+        load_name = f"frontend at {config.load_factor:.0%} load{off}"
+        rate = at_rate.statuses[202] / at_rate.elapsed_s
+        figures.append(Figure(load_name, rate, details=latency_details(at_rate)))
+        figures[1].details["target_per_s"] = round(paced_rate, 1)
     messages = raw_queue.depth(target.connection_string, target.queue)
-    figures[0].details["deliveries_per_message"] = round(
-        (warmup.statuses[202] + full.statuses[202] + paced.statuses[202]) / max(messages, 1), 2
-    )
-    figures[1].details["target_per_s"] = round(paced_rate, 1)
+    figures[0].details["deliveries_per_message"] = round(accepted / max(messages, 1), 2)
     return figures
 
 

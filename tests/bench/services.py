@@ -31,12 +31,17 @@ _OWN_PREFIXES = (
 
 
 class Service:
-    """One subprocess in its own session, its output in a log file under `workdir`."""
+    """One subprocess in its own session, its output in a log file under `workdir`.
+
+    Services of one name share the file (each figure's backend appends to `backend.log`), so
+    each reads back only what it wrote, from where the file ended when it started.
+    """
 
     def __init__(self, name: str, command: list[str], workdir: Path, env: dict[str, str]) -> None:
         self.name = name
         self.log_path = workdir / f"{name}.log"
         self._log = self.log_path.open("ab")
+        self._log_start = self._log.tell()
         base = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_PREFIXES)}
         base.update(PYTHONPATH=str(PROJECT_ROOT), HOME=str(workdir), **env)
         self.process = subprocess.Popen(
@@ -50,8 +55,10 @@ class Service:
         )
 
     def log_text(self) -> str:
-        """What the service wrote so far."""
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
+        """What this service wrote so far (not what an earlier one of its name wrote)."""
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_start)
+            return log.read().decode("utf-8", errors="replace")
 
     def check_alive(self) -> None:
         """Raise with the log's tail if the service exited."""

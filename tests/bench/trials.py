@@ -1,0 +1,55 @@
+"""One figure from several trials of it: the median, so one slow or fast draw does not decide.
+
+On a small host the emulator, the services and the load share two cores, and a figure drawn
+once moves by a quarter from one run to the next. A figure measured with a ceiling is taken
+as a pair (ceiling, then figure, each from a fresh start), and its ratio is the median of the
+pairs' ratios: what drifts between pairs (a busy neighbour, a warmer cache) cancels inside
+each pair instead of landing on one side of the quotient.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+
+from tests.bench.figures import Figure
+
+
+def median_trial(trials: Sequence[Figure]) -> Figure:
+    """The trial with the median rate (the lower middle one of an even count)."""
+    if not trials:
+        raise ValueError("no trials to combine")
+    ordered = sorted(trials, key=lambda figure: figure.per_s)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def combine(trials: Sequence[Figure]) -> Figure:
+    """One figure from trials of the same measurement.
+
+    Its rate is the median trial's and its details that trial's, with every trial's rate (and
+    ratio, where they have one) added; its ratio is the median of the trials' ratios (the lower
+    middle one of an even count, so always a ratio one pair measured).
+    """
+    middle = median_trial(trials)
+    names = {figure.name for figure in trials}
+    if len(names) != 1:
+        raise ValueError(f"trials of different figures: {sorted(names)}")
+    details = dict(middle.details)
+    ratio = middle.ratio
+    if len(trials) > 1:
+        details["trials_per_s"] = ", ".join(f"{figure.per_s:.1f}" for figure in trials)
+        ratios = [figure.ratio for figure in trials if figure.ratio is not None]
+        if ratios:
+            ratio = statistics.median_low(ratios)
+            details["trial_ratios"] = ", ".join(f"{value:.3f}" for value in ratios)
+    return Figure(middle.name, middle.per_s, middle.ceiling, ratio, details)
+
+
+def combine_each(trials: Sequence[Sequence[Figure]]) -> list[Figure]:
+    """`combine` position by position: trials[i] is the i-th trial's list of figures."""
+    if not trials:
+        return []
+    counts = {len(figures) for figures in trials}
+    if len(counts) != 1:
+        raise ValueError(f"trials measured different numbers of figures: {sorted(counts)}")
+    return [combine(list(same)) for same in zip(*trials, strict=True)]
