@@ -59,7 +59,7 @@ def measure(run: Run) -> list[Figure]:
     if config.packed_drain > 1:
         processes = max(config.backend_processes)
         log.info("backend with %d worker(s), %d deliveries/message", processes, config.packed_drain)
-        results.append(figures.backend(run, processes, results[-1], config.packed_drain))
+        results.append(figures.backend(run, processes, None, config.packed_drain))
     log.info("end to end: %d deliveries", config.e2e_deliveries)
     results.append(e2e.end_to_end(run))
     return results

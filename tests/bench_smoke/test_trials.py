@@ -88,6 +88,7 @@ def test_combine_each_refuses_trials_of_different_lengths() -> None:
 def test_the_default_run_takes_three_trials_and_quick_one() -> None:
     assert load_config([], env={}).trials == 3
     assert load_config(["--quick"], env={}).trials == 1
+    assert load_config(["--tiny"], env={}).trials == 1
     assert load_config([], env={"BENCH_TRIALS": "5"}).trials == 5
 
 

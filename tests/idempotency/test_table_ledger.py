@@ -14,7 +14,6 @@ from urllib.parse import unquote
 import pytest
 from azure.core import MatchConditions
 from azure.data.tables import TableEntity, UpdateMode
-from pytest_mock import MockerFixture
 
 from backend.idempotency import (
     ClaimStatus,
@@ -27,7 +26,7 @@ from backend.idempotency import (
     create_ledger,
     create_table_ledger,
 )
-from backend.idempotency.layout import PARTITION_COUNT, partition_of
+from backend.idempotency.layout import PARTITION_COUNT, Operation, partition_of
 from common.azurite import ACCOUNT_KEY, Azurite
 from common.settings import StorageSettings
 from tests.idempotency.conftest import LEASE_S, T0, table_ledger, unique_table_name
@@ -127,33 +126,54 @@ def test_abandon_of_own_claims_is_one_round_trip_per_partition(table: TableLedge
     assert set(table.claim(keys, "b", T0).values()) == {CLAIMED}
 
 
+class WriteRecordingLedger(TableLedger):
+    """A Table ledger that records the operations of every transaction it sends."""
+
+    def __init__(self, storage: StorageSettings, settings: LedgerSettings) -> None:
+        self.written: list[Operation] = []
+        super().__init__(storage, settings)
+
+    def _transact(self, operations: list[Operation]) -> list[str]:
+        self.written += operations
+        return super()._transact(operations)
+
+
+DONE_ROW = {"PartitionKey", "RowKey", "State", "Owner", "LeaseUntil", "UpdatedAt"}
+
+
 def test_completing_own_claims_merges_under_if_match_and_leaves_only_the_done_entry(
-    table: TableLedger, mocker: MockerFixture
+    azurite: Azurite,
 ) -> None:
-    keys = keys_in_partition("00", 3)
-    table.claim(keys, "a", T0)
-    transact = mocker.spy(table, "_transact")
+    storage = StorageSettings(azurite.connection_string, None, "unused")
+    table = WriteRecordingLedger(storage, LedgerSettings(table_name=unique_table_name()))
+    jobs = keys_in_partition("00", 3)
+    # A lifecycle key whose row was a mark first: its completion was claimed and abandoned,
+    # which leaves Superseded=false; the lifecycle claim then replaces that row.
+    lifecycle = jobs[0].replace(":completed", ":in_progress")
+    table.claim([jobs[0]], "b", T0)
+    table.abandon([jobs[0]], "b")
+    keys = [lifecycle, *jobs[1:]]
+    assert set(table.claim(keys, "a", T0).values()) == {CLAIMED}
+    table.written.clear()
 
     table.complete(keys, "a", T0)
 
-    operations = [op for call in transact.call_args_list for op in call.args[0]]
-    assert [
-        (kind, options["mode"], options["match_condition"]) for kind, _, options in operations
-    ] == [("update", UpdateMode.MERGE, MatchConditions.IfNotModified)] * 3
-    # The ETag held the row at what the claim wrote, so the merge leaves what a replace would.
+    modes = [
+        (kind, options["mode"], options["match_condition"]) for kind, _, options in table.written
+    ]
+    assert modes == [("update", UpdateMode.MERGE, MatchConditions.IfNotModified)] * 3
+    # The ETag held the row at what the claim wrote, so the merge leaves what a replace would:
+    # the done entry alone, no mark.
     rows = {row["RowKey"]: row for row in table._client.list_entities()}
     for key in keys:
-        assert set(rows[key]) == {
-            "PartitionKey",
-            "RowKey",
-            "State",
-            "Owner",
-            "LeaseUntil",
-            "UpdatedAt",
-        }
-        assert (rows[key]["State"], rows[key]["Owner"]) == ("done", "a")
-        assert rows[key]["LeaseUntil"] == T0
+        assert set(rows[key]) == DONE_ROW, key
+        assert (rows[key]["State"], rows[key]["Owner"], rows[key]["LeaseUntil"]) == (
+            "done",
+            "a",
+            T0,
+        )
     assert set(table.claim(keys, "b", T0).values()) == {DONE}
+    table.close()
 
 
 class RecordingLedger(TableLedger):
