@@ -13,11 +13,12 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
+from backend.backoff import Backoff
 from backend.health import beat, heartbeat_path
 from backend.process import EXIT_CONFIG, run_worker
 from common.settings import BackendSettings
@@ -33,6 +34,11 @@ REAP_INTERVAL_S = 0.5
 WorkerTarget = Callable[[BackendSettings, int], None]
 
 
+def restart_backoff() -> Backoff:
+    """The delays before restarting a worker that keeps dying young: 1 s, doubling to 30 s."""
+    return Backoff(RESTART_DELAY_INITIAL_S, RESTART_DELAY_CAP_S)
+
+
 @dataclass
 class Slot:
     """One place in the pool and the process currently filling it."""
@@ -42,6 +48,7 @@ class Slot:
     started_at: float = 0.0
     restart_delay_s: float = 0.0
     restart_at: float = 0.0
+    crashes: Backoff = field(default_factory=restart_backoff)
 
 
 class Supervisor:
@@ -116,11 +123,10 @@ class Supervisor:
             return
         lived_s = now - slot.started_at
         if lived_s >= STABLE_AFTER_S:
+            slot.crashes.reset()
             slot.restart_delay_s = 0.0
         else:
-            slot.restart_delay_s = min(
-                RESTART_DELAY_CAP_S, max(RESTART_DELAY_INITIAL_S, slot.restart_delay_s * 2)
-            )
+            slot.restart_delay_s = slot.crashes.next_delay_s()
         slot.restart_at = now + slot.restart_delay_s
         log.warning(
             "worker %d in slot %d exited with %s after %.1f s; restarting in %.1f s",

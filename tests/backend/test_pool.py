@@ -38,13 +38,19 @@ def test_a_worker_that_dies_young_is_restarted_with_growing_delays() -> None:
     assert slot.restart_at == 100.0 + RESTART_DELAY_CAP_S
 
 
-def test_a_worker_that_ran_a_while_is_restarted_at_once() -> None:
+def test_a_worker_that_ran_a_while_is_restarted_at_once_and_its_backoff_starts_over() -> None:
     supervisor = Supervisor(SETTINGS, processes=1)
-    slot = Slot(0, started_at=0.0, restart_delay_s=16.0)
+    slot = Slot(0, started_at=0.0)
+    for _ in range(5):
+        supervisor.reap(slot, ExitedProcess(1), now=1.0)  # type: ignore[arg-type]
+    assert slot.restart_delay_s == 16.0
 
     supervisor.reap(slot, ExitedProcess(-9), now=STABLE_AFTER_S + 1)  # type: ignore[arg-type]
-
     assert (slot.restart_delay_s, slot.restart_at) == (0.0, STABLE_AFTER_S + 1)
+
+    slot.started_at = STABLE_AFTER_S + 1
+    supervisor.reap(slot, ExitedProcess(1), now=STABLE_AFTER_S + 2)  # type: ignore[arg-type]
+    assert slot.restart_delay_s == 1.0
 
 
 def exit_with_config_error(_settings: object, _parent_pid: int) -> None:
