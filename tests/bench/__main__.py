@@ -22,8 +22,8 @@ log = logging.getLogger("bench")
 def measure(run: Run) -> list[Figure]:
     """Measure every figure in order, each from its own fresh Azurite where it matters.
 
-    A figure with a ceiling is measured `trials` times, each right after its ceiling, and
-    reported as the median (see `tests/bench/trials.py`).
+    A figure with a ceiling is measured in `trials` trials, each starting with its own ceiling,
+    and reported as the median (see `tests/bench/trials.py`).
     """
     config = run.config
     puts: list[Figure] = []
@@ -66,7 +66,8 @@ def measure(run: Run) -> list[Figure]:
 
 
 def drains(run: Run) -> list[Figure]:
-    """Each process count's drain ceiling and backend, in pairs; the last count without ledger."""
+    """Each process count's drain ceiling and backend per trial; the last count also without
+    its ledger."""
     config = run.config
     results: list[Figure] = []
     last = config.backend_processes[-1]
