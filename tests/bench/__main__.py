@@ -66,8 +66,7 @@ def measure(run: Run) -> list[Figure]:
 
 
 def drains(run: Run) -> list[Figure]:
-    """Each process count's drain ceiling and backend per trial; the last count also without
-    its ledger."""
+    """Per trial, each process count's drain ceiling and backend; the last also without ledger."""
     config = run.config
     results: list[Figure] = []
     last = config.backend_processes[-1]
