@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 # Preset sizes; `default` takes a 2-core host about 7 minutes (3 trials of each figure with a
-# ceiling), `quick` about 1.5 (a single trial), `tiny` seconds.
+# ceiling), `quick` about 2 (a single trial), `tiny` seconds.
 PRESETS: dict[str, dict[str, object]] = {
     "default": {"duration_s": 8.0, "depth": 1500, "e2e_deliveries": 1500, "trials": 3},
     "quick": {"duration_s": 5.0, "depth": 1200, "e2e_deliveries": 600, "trials": 1},
