@@ -238,6 +238,18 @@ def telemetry_file(env: Mapping[str, str]) -> Path:
     return Path(lookup(env, "TELEMETRY_FILE", BACKEND_PREFIX) or DEFAULT_TELEMETRY_FILE)
 
 
+def visibility_timeout_s(env: Mapping[str, str]) -> int:
+    """How long a received message stays hidden: 1 s to Azure's 7-day maximum, 300 by default."""
+    return integer(
+        env,
+        "VISIBILITY_TIMEOUT_SECONDS",
+        BACKEND_PREFIX,
+        DEFAULT_VISIBILITY_TIMEOUT_S,
+        1,
+        MAX_VISIBILITY_TIMEOUT_S,
+    )
+
+
 def load_backend_settings(env: Mapping[str, str]) -> BackendSettings:
     """Backend settings: each `BACKEND_`-prefixed name wins over the unprefixed one."""
     prefix = BACKEND_PREFIX
@@ -246,14 +258,7 @@ def load_backend_settings(env: Mapping[str, str]) -> BackendSettings:
         appinsights_connection_string=lookup(env, "APPLICATIONINSIGHTS_CONNECTION_STRING", prefix),
         poll_interval_s=number(env, "POLL_INTERVAL_SECONDS", prefix, 5.0, 0.0, MAX_POLL_INTERVAL_S),
         max_messages_per_batch=min(integer(env, "MAX_MESSAGES_PER_BATCH", prefix, 32, 1), 32),
-        visibility_timeout_s=integer(
-            env,
-            "VISIBILITY_TIMEOUT_SECONDS",
-            prefix,
-            DEFAULT_VISIBILITY_TIMEOUT_S,
-            1,
-            MAX_VISIBILITY_TIMEOUT_S,
-        ),
+        visibility_timeout_s=visibility_timeout_s(env),
         worker_processes=integer(env, "WORKER_PROCESSES", prefix, os.cpu_count() or 1, 1),
         max_dequeue_count=integer(env, "MAX_DEQUEUE_COUNT", prefix, 5, 1),
         telemetry_file=telemetry_file(env),

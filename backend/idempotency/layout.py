@@ -198,10 +198,14 @@ def write_op(row: dict[str, Any], stored: TableEntity | None) -> Operation:
     return replace_op(row, etag_of(stored))
 
 
+def _if_match(etag: str) -> dict[str, Any]:
+    """The options that make a write conditional on the row's ETag still being `etag`."""
+    return {"etag": etag, "match_condition": MatchConditions.IfNotModified}
+
+
 def replace_op(row: dict[str, Any], etag: str) -> Operation:
     """Replace a row only if its ETag is still `etag`."""
-    conditions = {"etag": etag, "match_condition": MatchConditions.IfNotModified}
-    return ("update", row, {"mode": UpdateMode.REPLACE, **conditions})
+    return ("update", row, {"mode": UpdateMode.REPLACE, **_if_match(etag)})
 
 
 def merge_op(row: dict[str, Any], etag: str) -> Operation:
@@ -211,14 +215,12 @@ def merge_op(row: dict[str, Any], etag: str) -> Operation:
     the result equals a replace's. Azurite serves a merge in place but a replace as a delete
     and an insert, each a pass over the whole table there.
     """
-    conditions = {"etag": etag, "match_condition": MatchConditions.IfNotModified}
-    return ("update", row, {"mode": UpdateMode.MERGE, **conditions})
+    return ("update", row, {"mode": UpdateMode.MERGE, **_if_match(etag)})
 
 
 def delete_op(partition: str, key: str, etag: str) -> Operation:
     """Delete a row only if its ETag is still `etag`."""
-    conditions = {"etag": etag, "match_condition": MatchConditions.IfNotModified}
-    return ("delete", {"PartitionKey": partition, "RowKey": key}, conditions)
+    return ("delete", {"PartitionKey": partition, "RowKey": key}, _if_match(etag))
 
 
 def mark_row(partition: str, key: str, superseded: bool, updated_at: datetime) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from common.settings import (
     integer,
     lookup,
     number,
+    visibility_timeout_s,
 )
 
 COMPLETED_ACTION = "completed"
@@ -248,9 +249,7 @@ def load_ledger_settings(env: Mapping[str, str]) -> LedgerSettings:
             f"{BACKEND_PREFIX}LEDGER_TABLE_NAME must be 3-63 letters or digits starting with a "
             f"letter, got {table_name!r}"
         )
-    visibility_s = integer(
-        env, "VISIBILITY_TIMEOUT_SECONDS", BACKEND_PREFIX, DEFAULT_VISIBILITY_TIMEOUT_S, 1
-    )
+    visibility_s = visibility_timeout_s(env)
     lease_s = integer(env, "LEDGER_LEASE_SECONDS", BACKEND_PREFIX, 2 * visibility_s, 1)
     if lease_s < visibility_s:
         # A claim must outlive the message's invisibility, or a redelivered copy of an event

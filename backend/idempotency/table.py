@@ -92,6 +92,13 @@ class _ClaimConflict(_Conflict):
         self.key = key
 
 
+def _lifecycle_keys_besides(key: str, called: set[str]) -> list[str]:
+    """A completion's lifecycle keys that are not among `called` (none for a lifecycle key)."""
+    if is_lifecycle(key):
+        return []
+    return [other for other in lifecycle_keys(key) if other not in called]
+
+
 def _next_page(pages: Iterator[Iterator[TableEntity]]) -> list[TableEntity] | None:
     page = next(pages, None)
     return None if page is None else list(page)
@@ -310,8 +317,7 @@ class TableLedger:
             partition = partition_of(key)
             # A completion nobody claimed marks its lifecycle keys here (its claim did otherwise),
             # all but those of this call, which have their own write.
-            marks = [] if is_lifecycle(key) or entry is not None else lifecycle_keys(key)
-            marks = [other for other in marks if other not in called]
+            marks = [] if entry is not None else _lifecycle_keys_besides(key, called)
             writes = [write_op(to_row(partition, key, done), stored)]
             return writes + [mark_op(partition, other, True, now) for other in marks], False
 
@@ -345,8 +351,7 @@ class TableLedger:
             """
             if marked:
                 return [replace_op(mark_row(partition, key, True, now), etag)]
-            marks = [] if is_lifecycle(key) else lifecycle_keys(key)
-            marks = [other for other in marks if other not in called]
+            marks = _lifecycle_keys_besides(key, called)
             clear = [mark_op(partition, other, False, now) for other in marks]
             return [delete_op(partition, key, etag), *clear]
 
