@@ -38,16 +38,16 @@ format: install ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff format .
 
 run: install ## Start Azurite, the frontend and the backend locally; Ctrl-C stops everything
-	$(PY) -m common.devstack
+	$(PY) -m tools.devstack
 
 demo: install ## With `make run` going: send a demo day of deliveries and print the summary
-	$(PY) -m common.demo
+	$(PY) -m tools.demo
 
 report: install ## Summarize the local telemetry sink (var/telemetry.jsonl)
-	$(PY) -m backend.report $(REPORT_FILE)
+	$(PY) -m tools.report $(REPORT_FILE)
 
 bench: install ## Benchmark frontend, backend and end to end against raw queue ceilings (BENCH_ARGS=--quick)
-	$(PY) -m tests.bench $(BENCH_ARGS)
+	$(PY) -m tools.bench $(BENCH_ARGS)
 
 run-frontend: install ## Run the frontend under gunicorn, configured from the environment and .env
 	$(VENV)/bin/gunicorn --config frontend/gunicorn.conf.py 'frontend.app:create_app()'

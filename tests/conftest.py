@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from common.azurite import Azurite, AzuriteError
 from common.settings import StorageSettings
+from tools.azurite import Azurite, AzuriteError
 
 
 def _in_ci() -> bool:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from common.azurite import ACCOUNT_KEY, ACCOUNT_NAME
+from tools.azurite import ACCOUNT_KEY, ACCOUNT_NAME
 
 # Answers, one per request in order; the last one repeats.
 OK = "ok"  # what Azure answers: 201 + the Put Message XML, 200 to a properties request

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from common.azurite import free_port
+from tools.azurite import free_port
 
 CHUNK_BYTES = 65536
 

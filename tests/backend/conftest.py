@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import pytest
@@ -15,8 +15,8 @@ from backend.worker import Worker, WorkerConfig
 from tests.backend.dedupe import pool  # noqa: F401 (a fixture)
 from tests.backend.fakes import CountingQueue, FakeTime
 from tests.backend.ledgered import LEASE_S, OWNER, CountingLedger, wall_clock
-from tests.ingestion_server import ingestion_server  # noqa: F401 (a fixture)
 from tests.tcp_proxy import make_proxy  # noqa: F401 (a fixture)
+from tools.ingestion_server import IngestionServer
 
 VISIBILITY_S = 10
 MAX_DEQUEUE_COUNT = 5
@@ -91,3 +91,13 @@ def processor(sink: RecordingSink, ledger: CountingLedger, fake_time: FakeTime) 
         owner=OWNER,
         now=lambda: wall_clock(fake_time),
     )
+
+
+@pytest.fixture
+def ingestion_server() -> Iterator[IngestionServer]:
+    """A running local ingestion endpoint, stopped after the test."""
+    server = IngestionServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()

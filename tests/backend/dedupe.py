@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from azure.data.tables import TableClient
 
-from common.azurite import Azurite
 from common.settings import StorageSettings
 from tests.backend.harness import BackendProcess, QueueProbe
 from tests.conftest import unique_queue_name
 from tests.idempotency.conftest import unique_table_name
-from tests.ingestion_server import IngestionServer
+from tools.azurite import Azurite
+from tools.ingestion_server import IngestionServer
 
 # Short enough for a fast test, long enough for a loaded machine: an export waits at most half
 # the visibility timeout, and the ingestion server's delays stay well under that.

@@ -16,8 +16,8 @@ from typing import Any
 from azure.storage.queue import QueueClient
 
 from common.azure_queue import AzureQueue, create_queue
-from common.azurite import PROJECT_ROOT
 from common.settings import StorageSettings
+from tools.azurite import PROJECT_ROOT
 
 # Variables of the developer's shell that must not leak into a test's backend.
 _OWN_PREFIXES = ("BACKEND_", "APPLICATIONINSIGHTS_", "AZURE_STORAGE_", "TELEMETRY_FILE")

@@ -11,7 +11,7 @@ from backend.sinks.appinsights import AppInsightsSink, parse_target, requests_of
 from backend.sinks.base import ExportResult, Rejection
 from backend.sinks.ingestion import classify
 from backend.telemetry.item import TelemetryItem
-from tests.ingestion_server import IngestionServer
+from tools.ingestion_server import IngestionServer
 
 T0 = datetime(2024, 3, 5, 10, 2, 40, tzinfo=UTC)
 

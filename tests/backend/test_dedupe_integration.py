@@ -8,7 +8,6 @@ import pytest
 
 from backend.idempotency import ClaimStatus, LedgerSettings, TableLedger
 from backend.telemetry.keys import event_key
-from common.azurite import Azurite
 from common.envelope import decode, utc_now
 from common.settings import StorageSettings
 from tests.backend.dedupe import VISIBILITY_S, Pool, count_lines, via
@@ -17,6 +16,7 @@ from tests.backend.harness import wait_until
 from tests.backend.test_pool_integration import deliveries, expected, received
 from tests.payloads import JOB_ID, workflow_job_payload, workflow_run_payload
 from tests.tcp_proxy import ProxyFactory
+from tools.azurite import Azurite
 
 pytestmark = [pytest.mark.azurite, pytest.mark.slow]
 

@@ -1,1 +1,0 @@
-"""`make bench`: frontend, backend and end-to-end throughput against their raw queue ceilings."""

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 import pytest
 
 from common.azure_queue import AzureQueue, QueueTimeouts, create_queue
-from common.azurite import Azurite
 from common.memory_queue import InMemoryQueue
 from common.queue import (
     MessageGone,
@@ -21,6 +20,7 @@ from common.queue import (
 )
 from common.settings import StorageSettings
 from tests.conftest import unique_queue_name
+from tools.azurite import Azurite
 
 
 class _Clock:

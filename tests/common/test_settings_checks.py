@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from common.azurite import ACCOUNT_KEY
 from common.settings import SettingsError, load_backend_settings, load_storage_settings
+from tools.azurite import ACCOUNT_KEY
 
 KEYED = f"AccountName=telemetry;AccountKey={ACCOUNT_KEY}"
 

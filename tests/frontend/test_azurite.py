@@ -12,7 +12,6 @@ import pytest
 from flask.testing import FlaskClient
 
 from common.azure_queue import AzureQueue
-from common.azurite import ACCOUNT_KEY, ACCOUNT_NAME, Azurite
 from common.envelope import MAX_MESSAGE_BYTES, Envelope, decode
 from common.reduction import reduce_payload
 from common.settings import StorageSettings
@@ -21,6 +20,7 @@ from tests.conftest import unique_queue_name
 from tests.frontend.deliveries import HOOK_ID, frontend_settings, github_headers, json_body
 from tests.frontend.oversized import job_with_steps, run_with_huge_commit_message
 from tests.payloads import DELIVERY_ID, ORG_ID, RECEIVED_AT, workflow_run_payload
+from tools.azurite import ACCOUNT_KEY, ACCOUNT_NAME, Azurite
 
 pytestmark = pytest.mark.azurite
 

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from common.azure_queue import AzureQueue
-from common.azurite import Azurite, free_port
 from common.envelope import decode_message
 from common.settings import StorageSettings
 from tests.conftest import unique_queue_name
 from tests.frontend.deliveries import SECRET, github_headers, json_body
 from tests.frontend.test_gunicorn import _environment, _gunicorn, _wait_until_listening
 from tests.payloads import JOB_ID, workflow_job_payload
+from tools.azurite import Azurite, free_port
 
 DELIVERIES = 40
 THREADS = 8

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from backend.idempotency import InMemoryLedger, Ledger, LedgerSettings, TableLedger
-from common.azurite import Azurite
 from common.settings import StorageSettings
+from tools.azurite import Azurite
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 LEASE_S = 600

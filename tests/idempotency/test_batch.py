@@ -22,9 +22,9 @@ from backend.idempotency.batch import (
 from backend.idempotency.client import LedgerTimeouts, table_client
 from backend.idempotency.layout import delete_op, replace_op
 from common.azure_queue import error_code
-from common.azurite import ACCOUNT_KEY, ACCOUNT_NAME, Azurite, free_port
 from common.settings import StorageSettings
 from tests.idempotency.conftest import unique_table_name
+from tools.azurite import ACCOUNT_KEY, ACCOUNT_NAME, Azurite, free_port
 
 BASE = "https://acct.table.core.windows.net"
 TABLE = "ledger"

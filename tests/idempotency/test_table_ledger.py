@@ -27,9 +27,9 @@ from backend.idempotency import (
     create_table_ledger,
 )
 from backend.idempotency.layout import PARTITION_COUNT, Operation, partition_of
-from common.azurite import ACCOUNT_KEY, Azurite
 from common.settings import StorageSettings
 from tests.idempotency.conftest import LEASE_S, T0, table_ledger, unique_table_name
+from tools.azurite import ACCOUNT_KEY, Azurite
 
 pytestmark = pytest.mark.azurite
 

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from common.azurite import PROJECT_ROOT, Azurite, free_port
 from common.envelope import encode
 from common.reduction import reduce_payload
 from tests.conftest import unique_queue_name
 from tests.payloads import envelope_for, sign, workflow_job_payload
+from tools.azurite import ACCOUNT_KEY, PROJECT_ROOT, Azurite, free_port
 
 DOCKER = PROJECT_ROOT / "docker"
 SECRET = "container-secret"
@@ -94,6 +94,17 @@ def test_dockerfiles_use_exec_form_and_a_non_root_user() -> None:
         assert re.search(r"^USER app$", text, re.MULTILINE), name
         assert instruction(DOCKER / name, "CMD")[0] in {"gunicorn", "python"}
         assert instruction(DOCKER / name, "HEALTHCHECK")[0] == "python"
+
+
+@pytest.mark.parametrize("name", ["frontend.Dockerfile", "backend.Dockerfile"])
+def test_images_copy_product_code_only(name: str, image_root: Callable[[str], Path]) -> None:
+    # Given what the image copies, like its /app
+    root = image_root(name)
+    files = [path for path in root.rglob("*") if path.is_file()]
+    # Then it holds no local tooling, no tests and no copy of the emulator's well-known key
+    assert sorted(copied_folders(DOCKER / name)) in (["backend", "common"], ["common", "frontend"])
+    assert files and not {"tools", "tests", "var"} & {path.parts[len(root.parts)] for path in files}
+    assert not [path for path in files if ACCOUNT_KEY[:16] in path.read_text(encoding="utf-8")]
 
 
 @pytest.mark.azurite

@@ -10,7 +10,11 @@ from typing import Any
 
 import pytest
 
-from backend.report import (
+from backend.telemetry.mapping import to_telemetry
+from common.envelope import Envelope
+from common.reduction import reduce_payload
+from tools.demo_day import build_scenario
+from tools.report import (
     JobFact,
     RunFact,
     format_report,
@@ -21,10 +25,6 @@ from backend.report import (
     summarize_expected,
     summarize_items,
 )
-from backend.telemetry.mapping import to_telemetry
-from common.demo_day import build_scenario
-from common.envelope import Envelope
-from common.reduction import reduce_payload
 
 NOW = datetime(2026, 3, 2, 18, 0, tzinfo=UTC)
 

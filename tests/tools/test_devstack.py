@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from common.azurite import PROJECT_ROOT, free_port
-from common.devstack import local_secret
 from tests.payloads import sign, workflow_run_payload
+from tools.azurite import PROJECT_ROOT, free_port
+from tools.devstack import local_secret
 
 
 def test_the_local_secret_is_generated_once_and_private(tmp_path: Path) -> None:
@@ -62,7 +62,7 @@ def test_the_stack_accepts_a_delivery_into_the_sink_and_ctrl_c_stops_everything(
         POLL_INTERVAL_SECONDS="0.2",
     )
     stack = subprocess.Popen(
-        [sys.executable, "-m", "common.devstack"],
+        [sys.executable, "-m", "tools.devstack"],
         cwd=PROJECT_ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 
-from tests.bench.figures import Figure
+from tools.bench.figures import Figure
 
 
 def median_trial(trials: Sequence[Figure]) -> Figure:

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from common.demo_day import Delivery, Scenario, build_scenario
+from tools.demo_day import Delivery, Scenario, build_scenario
 
 __all__ = ["build_scenario", "main", "send", "send_all", "sign", "wait_for_sink"]
 
@@ -76,7 +76,7 @@ def send_all(scenario: Scenario, url: str, secret: str, concurrency: int = 8) ->
 
 
 def _sink_items(path: Path, run_ids: set[str]) -> list[dict[str, Any]]:
-    from backend.report import read_items
+    from tools.report import read_items
 
     return [
         item
@@ -101,8 +101,8 @@ def wait_for_sink(path: Path, scenario: Scenario, timeout_s: float) -> list[dict
 
 def main(argv: list[str] | None = None) -> int:
     """Send the demo day to a frontend and print the summary of what arrived."""
-    from backend.report import format_report, summarize_expected, summarize_items  # noqa: I001
-    from common.devstack import local_secret, var_dir
+    from tools.report import format_report, summarize_expected, summarize_items  # noqa: I001
+    from tools.devstack import local_secret, var_dir
     from common.settings import environment, telemetry_file
 
     parser = argparse.ArgumentParser(description=__doc__)

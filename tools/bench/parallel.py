@@ -17,8 +17,8 @@ START_MARGIN_S = 0.3
 
 def _ready() -> None:
     """Import what the plans run, and stay busy long enough that each process gets one call."""
-    import tests.bench.load  # noqa: F401
-    import tests.bench.raw_queue  # noqa: F401
+    import tools.bench.load  # noqa: F401
+    import tools.bench.raw_queue  # noqa: F401
 
     time.sleep(0.3)
 

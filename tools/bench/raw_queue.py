@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from azure.storage.queue import QueueClient
 
-from tests.bench import payload
-from tests.bench.cpu import own_cpu_s
-from tests.bench.load import LoadResult
+from tools.bench import payload
+from tools.bench.cpu import own_cpu_s
+from tools.bench.load import LoadResult
 
 VISIBILITY_TIMEOUT_S = 300
 MAX_MESSAGES = 32

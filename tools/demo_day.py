@@ -2,7 +2,7 @@
 
 Runs with several jobs and steps, queued → in_progress → completed sequences, failures,
 cancellations, a timed-out job, re-runs, self-hosted and hosted labels and realistic queue
-times, reproducible from a seed. `common.demo` sends it; its bookkeeping (`Expected`) is what
+times, reproducible from a seed. `tools.demo` sends it; its bookkeeping (`Expected`) is what
 `make demo` checks the report against.
 """
 

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from common.azurite import PROJECT_ROOT, Azurite
 from common.settings import BACKEND_PREFIX, environment, lookup, telemetry_file
+from tools.azurite import PROJECT_ROOT, Azurite
 
 STOP_TIMEOUT_S = 30.0
 

@@ -13,9 +13,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from common.azurite import azurite_binary
-from tests.bench.config import BenchConfig
-from tests.bench.figures import Figure
+from tools.azurite import azurite_binary
+from tools.bench.config import BenchConfig
+from tools.bench.figures import Figure
 
 PACKAGES = (
     "flask",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tests.bench.services import Service
+from tools.bench.services import Service
 
 
 def run_to_end(name: str, text: str, workdir: Path) -> Service:

@@ -8,10 +8,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.azurite import Azurite
-from tests.bench import raw_queue
-from tests.bench.config import BenchConfig
-from tests.bench.parallel import Pool
+from tools.azurite import Azurite
+from tools.bench import raw_queue
+from tools.bench.config import BenchConfig
+from tools.bench.parallel import Pool
 
 
 @dataclass(frozen=True)

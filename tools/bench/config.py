@@ -76,7 +76,7 @@ def load_config(
     argv: Sequence[str] | None = None, env: Mapping[str, str] = os.environ
 ) -> BenchConfig:
     """Build the config: a preset, then `BENCH_*` variables, then explicit flags."""
-    parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__)
     parser.add_argument("--quick", action="store_const", const="quick", dest="preset")
     parser.add_argument("--tiny", action="store_const", const="tiny", dest="preset")
     for item in fields(BenchConfig):

@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from common.azurite import PROJECT_ROOT, free_port
-from tests.bench.payload import SECRET
+from tools.azurite import PROJECT_ROOT, free_port
+from tools.bench.payload import SECRET
 
 STARTUP_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 20.0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from common.azurite import PROJECT_ROOT
+from tools.azurite import PROJECT_ROOT
 
 pytestmark = [pytest.mark.azurite, pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -31,7 +31,7 @@ def test_the_tiniest_benchmark_writes_every_figure_and_loses_nothing(tmp_path: P
     # Given the smallest sizes (a second of load, 100 messages, one Azurite), one backend process
     output = tmp_path / "bench.json"
     command = [
-        sys.executable, "-m", "tests.bench", "--tiny", "--backend-processes", "1",
+        sys.executable, "-m", "tools.bench", "--tiny", "--backend-processes", "1",
         "--output", str(output),
     ]  # fmt: skip
 

@@ -13,8 +13,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from tests.bench import payload
-from tests.bench.cpu import own_cpu_s
+from tools.bench import payload
+from tools.bench.cpu import own_cpu_s
 
 CONNECT_TIMEOUT_S = 10.0
 

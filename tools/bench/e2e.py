@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 
-from tests.bench import payload
-from tests.bench.figures import Figure, http_load, latency_details
-from tests.bench.services import start_backend, start_frontend, wait_for_workers, warm_frontend
-from tests.bench.session import Run
-from tests.ingestion_server import IngestionServer
+from tools.bench import payload
+from tools.bench.figures import Figure, http_load, latency_details
+from tools.bench.services import start_backend, start_frontend, wait_for_workers, warm_frontend
+from tools.bench.session import Run
+from tools.ingestion_server import IngestionServer
 
 # How long the count may stand still after the load before the run is called finished.
 SETTLE_S = 10.0

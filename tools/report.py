@@ -163,7 +163,7 @@ def summarize_items(items: Iterable[Mapping[str, Any]]) -> Summary:
 
 
 def summarize_expected(expected: Any) -> Summary:
-    """Summarize the demo's own bookkeeping (`common.demo_day.Expected`) with the same rules."""
+    """Summarize the demo's own bookkeeping (`tools.demo_day.Expected`) with the same rules."""
     runs = [
         RunFact(run["workflow"], result_of(run["conclusion"]), run["duration_s"])
         for run in expected.runs

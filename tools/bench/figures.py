@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from tests.bench import payload, raw_queue
-from tests.bench.cpu import Meter, own_cpu_s, session_of_port
-from tests.bench.load import LoadPlan, LoadResult, run_plan
-from tests.bench.services import start_backend, start_frontend, wait_for_workers, warm_frontend
-from tests.bench.session import Run, Target
-from tests.ingestion_server import IngestionServer
+from tools.bench import payload, raw_queue
+from tools.bench.cpu import Meter, own_cpu_s, session_of_port
+from tools.bench.load import LoadPlan, LoadResult, run_plan
+from tools.bench.services import start_backend, start_frontend, wait_for_workers, warm_frontend
+from tools.bench.session import Run, Target
+from tools.ingestion_server import IngestionServer
 
 PUT_CEILING = "queue put (raw send_message)"
 # Enough indices that a closed-loop run never runs out before its time is up.

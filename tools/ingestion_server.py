@@ -12,13 +12,11 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import pytest
-
-from common.azurite import free_port
+from tools.azurite import free_port
 
 TRACK_PATHS = frozenset({"/v2/track", "/v2.1/track"})
 Envelope = dict[str, Any]
@@ -186,13 +184,3 @@ class IngestionServer:
                 """Keep test output quiet."""
 
         return Handler
-
-
-@pytest.fixture
-def ingestion_server() -> Iterator[IngestionServer]:
-    """A running fake ingestion endpoint, stopped after the test."""
-    server = IngestionServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.bench.config import load_config
-from tests.bench.figures import Figure
-from tests.bench.trials import combine, combine_each, median_trial
+from tools.bench.config import load_config
+from tools.bench.figures import Figure
+from tools.bench.trials import combine, combine_each, median_trial
 
 CEILING = "queue drain (raw), 2 proc"
 

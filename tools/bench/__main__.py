@@ -1,4 +1,4 @@
-"""`python -m tests.bench [--quick|--tiny] [--duration-s 10 ...]`: run every figure, print, save."""
+"""`python -m tools.bench [--quick|--tiny] [--duration-s 10 ...]`: run every figure, print, save."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.bench import e2e, figures
-from tests.bench.config import load_config
-from tests.bench.figures import Figure
-from tests.bench.parallel import Pool
-from tests.bench.report import table, write_json
-from tests.bench.session import Run
-from tests.bench.trials import combine, combine_each
+from tools.bench import e2e, figures
+from tools.bench.config import load_config
+from tools.bench.figures import Figure
+from tools.bench.parallel import Pool
+from tools.bench.report import table, write_json
+from tools.bench.session import Run
+from tools.bench.trials import combine, combine_each
 
 log = logging.getLogger("bench")
 
@@ -23,7 +23,7 @@ def measure(run: Run) -> list[Figure]:
     """Measure every figure in order, each from its own fresh Azurite where it matters.
 
     A figure with a ceiling is measured in `trials` trials, each starting with its own ceiling,
-    and reported as the median (see `tests/bench/trials.py`).
+    and reported as the median (see `tools/bench/trials.py`).
     """
     config = run.config
     puts: list[Figure] = []

@@ -1,0 +1,1 @@
+"""`make bench`: frontend, backend and end-to-end throughput against their raw queue ceilings."""
