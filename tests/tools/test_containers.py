@@ -23,9 +23,10 @@ import pytest
 
 from common.envelope import encode
 from common.reduction import reduce_payload
+from frontend.signature import sign
 from tests.conftest import unique_queue_name
-from tests.payloads import envelope_for, sign, workflow_job_payload
 from tools.azurite import ACCOUNT_KEY, PROJECT_ROOT, Azurite, free_port
+from tools.payloads import envelope_for, workflow_job_payload
 
 DOCKER = PROJECT_ROOT / "docker"
 SECRET = "container-secret"

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.payloads import sign, workflow_run_payload
+from frontend.signature import sign
 from tools.azurite import PROJECT_ROOT, free_port
 from tools.devstack import local_secret
+from tools.payloads import workflow_run_payload
 
 
 def test_the_local_secret_is_generated_once_and_private(tmp_path: Path) -> None:
