@@ -10,6 +10,7 @@ import pytest
 
 from tests.import_graph import (
     IO_PACKAGES,
+    PURE,
     ROOMS,
     all_imports,
     cycles,
@@ -63,6 +64,11 @@ def test_the_walk_covers_every_room() -> None:
 
     assert {name.split(".")[0] for name in modules} == set(ROOMS)
     assert {"frontend.delivery", "backend.telemetry.mapping", "tools.demo"} <= set(modules)
+
+
+def test_every_module_named_pure_exists() -> None:
+    # A renamed module would otherwise leave the purity rule checking nothing.
+    assert set(PURE) <= set(find_modules(ROOT))
 
 
 def test_arrows_between_rooms_point_one_way() -> None:
