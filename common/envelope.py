@@ -38,10 +38,10 @@ class EnvelopeError(ValueError):
 
 @dataclass(frozen=True)
 class Envelope:
-    """One GitHub delivery as it travels through the queue.
+    """One GitHub delivery: as the frontend parses it, and as it travels through the queue.
 
-    `payload` keeps GitHub's own key names and nesting; the frontend only drops keys the
-    telemetry never reads (see `common.reduction`).
+    `payload` keeps GitHub's own key names and nesting; before queueing, the frontend only
+    drops keys the telemetry never reads (see `common.reduction`).
     """
 
     delivery_id: str

@@ -1,4 +1,4 @@
-"""Turn a webhook request (headers, content type, raw body, time) into a Delivery.
+"""Turn a webhook request (headers, content type, raw body, time) into the envelope it queues as.
 
 Pure: no Flask, no queue, no clock. Each way a request can be wrong is one named error.
 https://docs.github.com/en/webhooks/webhook-events-and-payloads#delivery-headers
@@ -16,6 +16,7 @@ from typing import Any
 
 from marshmallow import Schema
 
+from common.envelope import Envelope
 from common.json_limits import MAX_JSON_DEPTH, finite_float, nesting_depth
 from frontend.schemas import WorkflowJobIds, WorkflowRunIds, describe_errors
 
@@ -73,21 +74,6 @@ EVENTS: Mapping[str, EventRule] = {
 _IGNORED = EventRule(Route.IGNORE)
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """One parsed webhook delivery and what to do with it."""
-
-    delivery_id: str
-    event: str
-    action: str
-    route: Route
-    received_at: datetime
-    payload: dict[str, Any]
-    hook_id: str = ""
-    installation_target_type: str = ""
-    installation_target_id: str = ""
-
-
 def rule_for(event: str) -> EventRule:
     """The rule of `event` from the table; unknown events are ignored."""
     return EVENTS.get(event, _IGNORED)
@@ -108,8 +94,11 @@ def require_media_type(content_type: str | None) -> str:
 
 def parse_delivery(
     headers: Mapping[str, str], content_type: str | None, body: bytes, received_at: datetime
-) -> Delivery:
+) -> Envelope:
     """Parse and validate a delivery whose signature was already verified.
+
+    The envelope carries the whole payload; packing reduces it. `rule_for(event).route` says
+    what the frontend does with it.
 
     Raises:
         UnsupportedMediaType: the content type is not one GitHub sends.
@@ -128,11 +117,10 @@ def parse_delivery(
             details = "; ".join(describe_errors(errors))
             raise InvalidDelivery(f"{event} payload lacks what the backend needs: {details}")
     action = payload.get("action")
-    return Delivery(
+    return Envelope(
         delivery_id=delivery_id,
         event=event,
         action=action if isinstance(action, str) else "",
-        route=rule.route,
         received_at=received_at,
         payload=payload,
         hook_id=_header(lowered, HOOK_ID_HEADER),

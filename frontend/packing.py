@@ -7,12 +7,11 @@ steps exist for pathological names (thousands of long, distinct step names).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from common.envelope import MAX_MESSAGE_BYTES, Envelope, compress, encoded_size, to_json_bytes
 from common.reduction import reduce_payload
-from frontend.delivery import Delivery
 
 # Free-text fields shortened, in this order of limits, when a message does not fit.
 TRUNCATION_LIMITS_CHARS = (200, 64, 16)
@@ -55,8 +54,8 @@ class PackedMessage:
     document: bytes = b""
 
 
-def pack(delivery: Delivery) -> PackedMessage:
-    """Encode `delivery` as an envelope that fits in one queue message.
+def pack(delivery: Envelope) -> PackedMessage:
+    """Encode `delivery`, its payload reduced, as an envelope that fits in one queue message.
 
     Raises:
         MessageTooLarge: it does not fit even with free text shortened to the last limit.
@@ -101,18 +100,7 @@ def _shorten_at(value: Any, path: tuple[str, ...], limit: int) -> Any:
     return value
 
 
-def _encode(delivery: Delivery, payload: dict[str, Any], truncated: bool) -> PackedMessage:
-    envelope = Envelope(
-        delivery_id=delivery.delivery_id,
-        event=delivery.event,
-        action=delivery.action,
-        received_at=delivery.received_at,
-        payload=payload,
-        hook_id=delivery.hook_id,
-        installation_target_type=delivery.installation_target_type,
-        installation_target_id=delivery.installation_target_id,
-        truncated=truncated,
-    )
-    document = to_json_bytes(envelope)
+def _encode(delivery: Envelope, payload: dict[str, Any], truncated: bool) -> PackedMessage:
+    document = to_json_bytes(replace(delivery, payload=payload, truncated=truncated))
     text = compress(document)
     return PackedMessage(text, encoded_size(text), truncated, document)

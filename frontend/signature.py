@@ -1,5 +1,7 @@
 """GitHub webhook signatures: HMAC-SHA256 of the raw body, compared in constant time.
 
+`sign` is what GitHub does to a body; the local tools and the tests sign with it.
+
 https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries
 """
 
@@ -20,6 +22,11 @@ class SignatureError(Exception):
     """The signature header is missing, malformed or matches none of the secrets."""
 
 
+def sign(body: bytes, secret: str) -> str:
+    """GitHub's `X-Hub-Signature-256` value for `body` under `secret`: "sha256=<hex>"."""
+    return "sha256=" + _digest(body, secret).hex()
+
+
 def verify_signature(body: bytes, header: str | None, secrets: Sequence[str]) -> None:
     """Accept `body` if `header` is its HMAC-SHA256 under any of `secrets`.
 
@@ -33,9 +40,10 @@ def verify_signature(body: bytes, header: str | None, secrets: Sequence[str]) ->
         raise SignatureError(f"malformed {SIGNATURE_HEADER} header: expected sha256=<64 hex>")
     given = bytes.fromhex(match.group(1))
     # Compare against every secret so the time taken does not depend on which one matched.
-    matches = [
-        hmac.compare_digest(given, hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest())
-        for secret in secrets
-    ]
+    matches = [hmac.compare_digest(given, _digest(body, secret)) for secret in secrets]
     if not any(matches):
         raise SignatureError(f"{SIGNATURE_HEADER} does not match the body")
+
+
+def _digest(body: bytes, secret: str) -> bytes:
+    return hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()

@@ -20,6 +20,7 @@ from frontend.delivery import (
     UnsupportedMediaType,
     parse_delivery,
     require_media_type,
+    rule_for,
 )
 from frontend.packing import MessageTooLarge, pack
 from frontend.signature import SIGNATURE_HEADER, SignatureError, verify_signature
@@ -64,13 +65,14 @@ def receive_webhook() -> Response:
     body = _read_body()
     verify_signature(body, request.headers.get(SIGNATURE_HEADER), state.settings.webhook_secrets)
     delivery = parse_delivery(dict(request.headers.items()), content_type, body, g.received_at)
+    route = rule_for(delivery.event).route
     g.delivery_log["action"] = delivery.action
-    if delivery.route is Route.QUEUE:
+    if route is Route.QUEUE:
         message = pack(delivery)
         g.delivery_log.update(message_bytes=message.size_bytes, truncated=message.truncated)
         receipt = state.sender.send(message)
         g.delivery_log["message_deliveries"] = receipt.deliveries
-    status, outcome = ANSWERS[delivery.route]
+    status, outcome = ANSWERS[route]
     body_fields = {"status": outcome, "event": delivery.event, "delivery_id": delivery.delivery_id}
     return _answer(status, outcome, body_fields)
 

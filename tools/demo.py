@@ -8,8 +8,6 @@ what was sent, so a new user can see the pipeline count correctly.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import json
 import sys
 import time
@@ -20,14 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from frontend.signature import sign
 from tools.demo_day import Delivery, Scenario, build_scenario
 
-__all__ = ["build_scenario", "main", "send", "send_all", "sign", "wait_for_sink"]
-
-
-def sign(body: bytes, secret: str) -> str:
-    """GitHub's `X-Hub-Signature-256` value for `body`."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+__all__ = ["build_scenario", "main", "send", "send_all", "wait_for_sink"]
 
 
 def send(delivery: Delivery, url: str, secret: str, timeout_s: float = 10.0) -> int:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from backend.telemetry import fields, ids, steps, timing
+from backend.telemetry.context import EventContext
 from backend.telemetry.item import TelemetryItem
 from backend.telemetry.results import result_of
 from common.envelope import Envelope
@@ -15,34 +15,7 @@ from common.envelope import Envelope
 SELF_HOSTED_LABEL = "self-hosted"
 
 
-@dataclass(frozen=True)
-class JobContext:
-    """The parts of a `workflow_job` delivery every job and step event needs."""
-
-    job: Mapping[str, Any]
-    repository_id: str
-    job_id: str
-    run_id: str
-    attempt: str
-    properties: dict[str, str]
-
-    @property
-    def operation_id(self) -> str:
-        """The operation of the job's run attempt."""
-        return ids.operation_id(self.repository_id, self.run_id, self.attempt)
-
-    @property
-    def job_item_id(self) -> str:
-        """The job's own id: its WorkflowJob item id and its steps' parent id."""
-        return ids.job_item_id(self.repository_id, self.job_id)
-
-    @property
-    def run_attempt_id(self) -> str:
-        """The id of the job's run attempt, which is the job's parent."""
-        return ids.run_attempt_id(self.repository_id, self.run_id, self.attempt)
-
-
-def read_job(envelope: Envelope) -> JobContext:
+def read_job(envelope: Envelope) -> EventContext:
     """Read the job's ids and properties, raising MappingError when its ids are missing."""
     payload = envelope.payload
     job = fields.required_section(payload, "workflow_job")
@@ -74,7 +47,7 @@ def read_job(envelope: Envelope) -> JobContext:
         "html_url": fields.text(job, "html_url"),
         "delivery_id": fields.clean(envelope.delivery_id),
     }
-    return JobContext(job, repository_id, job_id, run_id, attempt, properties)
+    return EventContext(job, repository_id, run_id, attempt, properties, job_id=job_id)
 
 
 def _never_ran(job: Mapping[str, Any]) -> bool:
@@ -85,7 +58,7 @@ def _never_ran(job: Mapping[str, Any]) -> bool:
 def completed(envelope: Envelope, exported_at: datetime) -> list[TelemetryItem]:
     """Map a completed job to one WorkflowJob event followed by one WorkflowStep per step."""
     context = read_job(envelope)
-    job = context.job
+    job = context.subject
     received_at = timing.as_utc(envelope.received_at)
     created_at = timing.timestamp(job, "created_at")
     started_at = timing.timestamp(job, "started_at")
@@ -123,7 +96,7 @@ def _lifecycle(
     envelope: Envelope, name: str, keys: tuple[str, ...], with_queue_time: bool = False
 ) -> list[TelemetryItem]:
     context = read_job(envelope)
-    job = context.job
+    job = context.subject
     timings = timing.Timings()
     if with_queue_time:
         timings.interval(

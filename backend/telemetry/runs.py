@@ -3,33 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from backend.telemetry import fields, ids, timing
+from backend.telemetry.context import EventContext
 from backend.telemetry.item import TelemetryItem
 from backend.telemetry.results import result_of
 from common.envelope import Envelope
 
 
-@dataclass(frozen=True)
-class _RunAttempt:
-    """The parts of a `workflow_run` delivery every run event needs."""
-
-    run: Mapping[str, Any]
-    repository_id: str
-    run_id: str
-    attempt: str
-    properties: dict[str, str]
-
-    @property
-    def operation_id(self) -> str:
-        """The operation every item of this run attempt belongs to."""
-        return ids.operation_id(self.repository_id, self.run_id, self.attempt)
-
-
-def _read(envelope: Envelope) -> _RunAttempt:
+def read_run(envelope: Envelope) -> EventContext:
+    """Read the run's ids and properties, raising MappingError when its ids are missing."""
     payload = envelope.payload
     run = fields.required_section(payload, "workflow_run")
     repository = fields.repository(payload, run)
@@ -67,13 +51,13 @@ def _read(envelope: Envelope) -> _RunAttempt:
         "html_url": fields.text(run, "html_url"),
         "delivery_id": fields.clean(envelope.delivery_id),
     }
-    return _RunAttempt(run, repository_id, run_id, attempt, properties)
+    return EventContext(run, repository_id, run_id, attempt, properties)
 
 
 def completed(envelope: Envelope, exported_at: datetime) -> list[TelemetryItem]:
     """Map a completed run to one WorkflowRun event, timestamped at its `updated_at`."""
-    attempt = _read(envelope)
-    run = attempt.run
+    context = read_run(envelope)
+    run = context.subject
     received_at = timing.as_utc(envelope.received_at)
     updated_at = timing.timestamp(run, "updated_at")
     created_at = timing.timestamp(run, "created_at")
@@ -82,31 +66,30 @@ def completed(envelope: Envelope, exported_at: datetime) -> list[TelemetryItem]:
     timings.interval("total_duration_seconds", created_at, updated_at, timing.MAX_RUN_TOTAL_S)
     timings.interval("delivery_lag_seconds", updated_at, received_at)
     timings.interval("processing_lag_seconds", received_at, timing.as_utc(exported_at))
-    item_id = ids.run_attempt_id(attempt.repository_id, attempt.run_id, attempt.attempt)
     return [
         TelemetryItem(
             name="WorkflowRun",
             timestamp=timing.first(updated_at, created_at) or received_at,
-            properties={**attempt.properties, **timings.properties()},
+            properties={**context.properties, **timings.properties()},
             measurements=timings.measurements,
-            operation_id=attempt.operation_id,
+            operation_id=context.operation_id,
             parent_id="",
-            item_id=item_id,
+            item_id=context.run_attempt_id,
         )
     ]
 
 
 def _lifecycle(envelope: Envelope, name: str, keys: tuple[str, ...]) -> list[TelemetryItem]:
-    attempt = _read(envelope)
-    moments = (timing.timestamp(attempt.run, key) for key in keys)
+    context = read_run(envelope)
+    moments = (timing.timestamp(context.subject, key) for key in keys)
     return [
         TelemetryItem(
             name=name,
             timestamp=timing.first(*moments) or timing.as_utc(envelope.received_at),
-            properties=attempt.properties,
-            operation_id=attempt.operation_id,
+            properties=context.properties,
+            operation_id=context.operation_id,
             parent_id="",
-            item_id=ids.item_id(name, attempt.repository_id, attempt.run_id, attempt.attempt),
+            item_id=ids.item_id(name, context.repository_id, context.run_id, context.attempt),
         )
     ]
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from backend.telemetry import fields, ids, timing
+from backend.telemetry.context import EventContext
 from backend.telemetry.item import TelemetryItem
 from backend.telemetry.results import result_of
-
-if TYPE_CHECKING:
-    from backend.telemetry.jobs import JobContext
 
 # The job properties each step repeats, so a step can be filtered without a join.
 _JOB_KEYS = (
@@ -33,7 +31,7 @@ def entries(job: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def to_item(
-    step: Mapping[str, Any], position: int, job: JobContext, job_moment: datetime
+    step: Mapping[str, Any], position: int, job: EventContext, job_moment: datetime
 ) -> TelemetryItem:
     """Map one step to a WorkflowStep, at its `completed_at` (else its job's time)."""
     started_at = timing.timestamp(step, "started_at")

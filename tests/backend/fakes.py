@@ -13,7 +13,7 @@ from common.envelope import encode, encode_pack
 from common.memory_queue import InMemoryQueue
 from common.queue import QueueMessage
 from common.reduction import reduce_payload
-from tests.payloads import envelope_for
+from tools.payloads import envelope_for
 
 
 class FakeTime:

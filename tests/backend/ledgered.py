@@ -8,7 +8,7 @@ from typing import Any
 
 from backend.idempotency import ClaimStatus, InMemoryLedger
 from tests.backend.fakes import FakeTime, message_text
-from tests.payloads import JOB_ID, workflow_job_payload
+from tools.payloads import JOB_ID, workflow_job_payload
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 LEASE_S = 30  # three of the worker tests' visibility timeouts

@@ -16,9 +16,9 @@ from tests.backend.dedupe import Pool, count_lines, poll, via
 from tests.backend.fakes import message_text
 from tests.backend.harness import wait_until
 from tests.backend.test_pool_integration import deliveries, expected, received
-from tests.payloads import workflow_job_payload
 from tests.tcp_proxy import ProxyFactory
 from tools.azurite import Azurite
+from tools.payloads import workflow_job_payload
 
 pytestmark = [pytest.mark.azurite, pytest.mark.slow]
 

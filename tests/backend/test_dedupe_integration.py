@@ -14,9 +14,9 @@ from tests.backend.dedupe import VISIBILITY_S, Pool, count_lines, via
 from tests.backend.fakes import message_text
 from tests.backend.harness import wait_until
 from tests.backend.test_pool_integration import deliveries, expected, received
-from tests.payloads import JOB_ID, workflow_job_payload, workflow_run_payload
 from tests.tcp_proxy import ProxyFactory
 from tools.azurite import Azurite
+from tools.payloads import JOB_ID, workflow_job_payload, workflow_run_payload
 
 pytestmark = [pytest.mark.azurite, pytest.mark.slow]
 

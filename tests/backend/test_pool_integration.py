@@ -18,8 +18,8 @@ from common.settings import StorageSettings
 from tests.backend.fakes import message_text, pack_text
 from tests.backend.harness import BackendProcess, QueueProbe, wait_until
 from tests.idempotency.conftest import unique_table_name
-from tests.payloads import JOB_ID, workflow_job_payload, workflow_run_payload
 from tools.ingestion_server import IngestionServer
+from tools.payloads import JOB_ID, workflow_job_payload, workflow_run_payload
 
 pytestmark = [pytest.mark.azurite, pytest.mark.slow]
 

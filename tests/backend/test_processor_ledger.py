@@ -22,7 +22,7 @@ from tests.backend.ledgered import (
     job_text,
     wall_clock,
 )
-from tests.payloads import JOB_ID, RUN_ID, workflow_job_payload, workflow_run_payload
+from tools.payloads import JOB_ID, RUN_ID, workflow_job_payload, workflow_run_payload
 
 RUN_KEY = f"workflow_run:{RUN_ID}:1:completed"
 

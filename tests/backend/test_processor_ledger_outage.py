@@ -24,7 +24,7 @@ from tests.backend.ledgered import (
     job_text,
     wall_clock,
 )
-from tests.payloads import RECEIVED_AT
+from tools.payloads import RECEIVED_AT
 
 
 def test_a_sink_outage_renews_the_claim_before_every_retry(

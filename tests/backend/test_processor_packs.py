@@ -17,7 +17,7 @@ from common.envelope import compress, to_json_bytes
 from tests.backend.conftest import VISIBILITY_S, WorkerFactory
 from tests.backend.fakes import CountingQueue, FakeTime, message_text, pack_text
 from tests.backend.ledgered import JOB_ITEMS, JOB_KEY, LEASE_S, CountingLedger, job_text, wall_clock
-from tests.payloads import RUN_ID, envelope_for, workflow_job_payload, workflow_run_payload
+from tools.payloads import RUN_ID, envelope_for, workflow_job_payload, workflow_run_payload
 
 RUN_KEY = f"workflow_run:{RUN_ID}:1:completed"
 

@@ -16,7 +16,7 @@ from backend.telemetry.item import TelemetryItem
 from tests.backend.conftest import WorkerFactory
 from tests.backend.fakes import CountingQueue, FakeTime, message_text, pack_text
 from tests.backend.ledgered import JOB_KEY, LEASE_S, CountingLedger, job_text, wall_clock
-from tests.payloads import RUN_ID, workflow_run_payload
+from tools.payloads import RUN_ID, workflow_run_payload
 
 RUN_KEY = f"workflow_run:{RUN_ID}:1:completed"
 

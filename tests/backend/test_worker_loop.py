@@ -15,7 +15,7 @@ from backend.sinks.memory import RecordingSink
 from backend.telemetry.item import TelemetryItem
 from tests.backend.conftest import VISIBILITY_S, WorkerFactory
 from tests.backend.fakes import CountingQueue, FakeTime, message_text
-from tests.payloads import workflow_job_payload, workflow_run_payload
+from tools.payloads import workflow_job_payload, workflow_run_payload
 
 
 def test_the_poll_interval_is_slept_only_after_an_empty_receive(

@@ -13,7 +13,7 @@ from backend.sinks.memory import RecordingSink
 from backend.telemetry.item import TelemetryItem
 from tests.backend.conftest import MAX_DEQUEUE_COUNT, VISIBILITY_S, WorkerFactory
 from tests.backend.fakes import CountingQueue, FakeTime, message_text
-from tests.payloads import workflow_job_payload, workflow_run_payload
+from tools.payloads import workflow_job_payload, workflow_run_payload
 
 
 def test_a_short_sink_failure_retries_the_export_with_backoff(

@@ -15,7 +15,7 @@ from backend.telemetry.item import TelemetryItem
 from common.envelope import Envelope
 from tests.backend.conftest import MAX_DEQUEUE_COUNT, WorkerFactory
 from tests.backend.fakes import CountingQueue, message_text
-from tests.payloads import workflow_job_payload, workflow_run_payload
+from tools.payloads import workflow_job_payload, workflow_run_payload
 
 
 def poison_reasons(queue: CountingQueue) -> list[str]:

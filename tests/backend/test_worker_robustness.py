@@ -16,7 +16,7 @@ from common.envelope import compress
 from common.queue import MessageGone, QueueMessage, QueueUnavailable
 from tests.backend.conftest import VISIBILITY_S, WorkerFactory
 from tests.backend.fakes import CountingQueue, FakeTime, message_text
-from tests.payloads import workflow_job_payload, workflow_run_payload
+from tools.payloads import workflow_job_payload, workflow_run_payload
 
 
 def unzipped(text: str) -> Any:

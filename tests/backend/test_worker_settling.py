@@ -16,7 +16,7 @@ from backend.worker import SETTLE_THREADS
 from common.queue import QueueMessage
 from tests.backend.conftest import WorkerFactory
 from tests.backend.fakes import CountingQueue, message_text
-from tests.payloads import workflow_run_payload
+from tools.payloads import workflow_run_payload
 
 # Long enough for any thread to arrive; only a test that fails waits this out.
 BARRIER_TIMEOUT_S = 5.0

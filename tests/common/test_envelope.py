@@ -22,7 +22,7 @@ from common.envelope import (
     to_json_bytes,
     utc_now,
 )
-from tests.payloads import RECEIVED_AT, envelope_for, workflow_job_payload, workflow_run_payload
+from tools.payloads import RECEIVED_AT, envelope_for, workflow_job_payload, workflow_run_payload
 
 
 def _text(document: Any) -> str:

@@ -19,7 +19,7 @@ from common.envelope import (
     encode_pack,
     to_json_bytes,
 )
-from tests.payloads import envelope_for, workflow_job_payload, workflow_run_payload
+from tools.payloads import envelope_for, workflow_job_payload, workflow_run_payload
 
 RUN = envelope_for(workflow_run_payload("completed"), delivery_id="d-run")
 JOB = envelope_for(workflow_job_payload("completed"), delivery_id="d-job")

@@ -10,7 +10,8 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from common.settings import FrontendSettings, StorageSettings
-from tests.payloads import DELIVERY_ID, ORG_ID, sign, workflow_run_payload
+from frontend.signature import sign
+from tools.payloads import DELIVERY_ID, ORG_ID, workflow_run_payload
 
 SECRET = "webhook-secret-for-tests"
 OLD_SECRET = "previous-secret-still-accepted"

@@ -6,7 +6,7 @@ import base64
 import hashlib
 from typing import Any
 
-from tests.payloads import HEAD_SHA, step, workflow_job_payload, workflow_run_payload
+from tools.payloads import HEAD_SHA, step, workflow_job_payload, workflow_run_payload
 
 STEP_STARTED_AT = "2024-03-05T10:00:11.000Z"
 STEP_COMPLETED_AT = "2024-03-05T10:00:13.000Z"

@@ -19,8 +19,8 @@ from frontend.app import create_app
 from tests.conftest import unique_queue_name
 from tests.frontend.deliveries import HOOK_ID, frontend_settings, github_headers, json_body
 from tests.frontend.oversized import job_with_steps, run_with_huge_commit_message
-from tests.payloads import DELIVERY_ID, ORG_ID, RECEIVED_AT, workflow_run_payload
 from tools.azurite import ACCOUNT_KEY, ACCOUNT_NAME, Azurite
+from tools.payloads import DELIVERY_ID, ORG_ID, RECEIVED_AT, workflow_run_payload
 
 pytestmark = pytest.mark.azurite
 

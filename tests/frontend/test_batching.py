@@ -18,7 +18,7 @@ from frontend.app import create_app
 from frontend.batching import PACK_OVERHEAD_BYTES, DirectSender, GroupCommitter, Receipt
 from frontend.packing import PackedMessage
 from tests.frontend.deliveries import frontend_settings, github_headers, json_body
-from tests.payloads import JOB_ID, envelope_for, workflow_job_payload
+from tools.payloads import JOB_ID, envelope_for, workflow_job_payload
 
 WAIT_S = 10.0
 

@@ -1,4 +1,4 @@
-"""Parsing a verified request into a Delivery: headers, both content types, required ids."""
+"""Parsing a verified request into its envelope: headers, both content types, required ids."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from common.envelope import Envelope
 from frontend.delivery import (
     EVENTS,
-    Delivery,
     InvalidDelivery,
     Route,
     UnsupportedMediaType,
@@ -17,7 +17,7 @@ from frontend.delivery import (
     rule_for,
 )
 from tests.frontend.deliveries import HOOK_ID, form_body, github_headers, json_body
-from tests.payloads import (
+from tools.payloads import (
     DELIVERY_ID,
     ORG_ID,
     RECEIVED_AT,
@@ -26,7 +26,7 @@ from tests.payloads import (
 )
 
 
-def _parse(payload: Any, event: str = "workflow_run", body: bytes | None = None) -> Delivery:
+def _parse(payload: Any, event: str = "workflow_run", body: bytes | None = None) -> Envelope:
     body = json_body(payload) if body is None else body
     headers = github_headers(body, event)
     return parse_delivery(headers, headers["Content-Type"], body, RECEIVED_AT)
@@ -37,11 +37,10 @@ def test_a_json_workflow_run_delivery_is_parsed_with_every_header() -> None:
 
     delivery = _parse(payload)
 
-    assert delivery == Delivery(
+    assert delivery == Envelope(
         delivery_id=DELIVERY_ID,
         event="workflow_run",
         action="completed",
-        route=Route.QUEUE,
         received_at=RECEIVED_AT,
         payload=payload,
         hook_id=HOOK_ID,
@@ -70,11 +69,8 @@ def test_header_names_are_case_insensitive() -> None:
 
     delivery = parse_delivery(headers, "application/json", body, RECEIVED_AT)
 
-    assert (delivery.delivery_id, delivery.event, delivery.route) == (
-        DELIVERY_ID,
-        "ping",
-        Route.PONG,
-    )
+    assert (delivery.delivery_id, delivery.event) == (DELIVERY_ID, "ping")
+    assert rule_for(delivery.event).route is Route.PONG
 
 
 def test_optional_headers_default_to_empty() -> None:
@@ -101,7 +97,7 @@ def test_the_event_table_queues_two_events_and_answers_ping() -> None:
 def test_an_ignored_event_is_parsed_without_checking_ids() -> None:
     delivery = _parse({"ref": "refs/heads/main"}, event="push")
 
-    assert (delivery.route, delivery.action) == (Route.IGNORE, "")
+    assert (rule_for(delivery.event).route, delivery.action) == (Route.IGNORE, "")
 
 
 @pytest.mark.parametrize(

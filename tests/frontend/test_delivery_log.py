@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from common.logs import JsonFormatter
 from common.memory_queue import InMemoryQueue
 from tests.frontend.deliveries import OLD_SECRET, SECRET, github_headers, json_body
-from tests.payloads import DELIVERY_ID, workflow_job_payload
+from tools.payloads import DELIVERY_ID, workflow_job_payload
 
 LOGGER = "frontend.views"
 

@@ -21,8 +21,8 @@ from common.settings import SettingsError, StorageSettings
 from frontend.app import create_app
 from tests.conftest import unique_queue_name
 from tests.frontend.deliveries import SECRET, github_headers, json_body
-from tests.payloads import DELIVERY_ID, workflow_job_payload
 from tools.azurite import PROJECT_ROOT, Azurite, free_port
+from tools.payloads import DELIVERY_ID, workflow_job_payload
 
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 CONFIG = PROJECT_ROOT / "frontend" / "gunicorn.conf.py"

@@ -16,8 +16,8 @@ from common.settings import StorageSettings
 from tests.conftest import unique_queue_name
 from tests.frontend.deliveries import SECRET, github_headers, json_body
 from tests.frontend.test_gunicorn import _environment, _gunicorn, _wait_until_listening
-from tests.payloads import JOB_ID, workflow_job_payload
 from tools.azurite import Azurite, free_port
+from tools.payloads import JOB_ID, workflow_job_payload
 
 DELIVERIES = 40
 THREADS = 8

@@ -13,7 +13,7 @@ from common.json_limits import MAX_JSON_DEPTH, nesting_depth
 from common.memory_queue import InMemoryQueue
 from common.reduction import reduce_payload
 from tests.frontend.deliveries import github_headers, post_webhook
-from tests.payloads import workflow_job_payload, workflow_run_payload
+from tools.payloads import workflow_job_payload, workflow_run_payload
 
 
 def nested(depth: int) -> Any:

@@ -2,36 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
+from pytest_mock import MockerFixture
 
 from common.envelope import MAX_MESSAGE_BYTES, Envelope, decode
 from common.reduction import reduce_payload
-from frontend.delivery import Delivery, Route
+from frontend import packing
 from frontend.packing import MessageTooLarge, clip, pack, shorten_free_text
 from tests.frontend.oversized import job_with_steps, noise, run_with_huge_commit_message
-from tests.payloads import DELIVERY_ID, RECEIVED_AT, workflow_job_payload, workflow_run_payload
-
-
-def _delivery(event: str, payload: dict[str, Any]) -> Delivery:
-    return Delivery(
-        delivery_id=DELIVERY_ID,
-        event=event,
-        action=payload["action"],
-        route=Route.QUEUE,
-        received_at=RECEIVED_AT,
-        payload=payload,
-        hook_id="470102145",
-        installation_target_type="organization",
-        installation_target_id="79927191",
-    )
+from tools.payloads import (
+    DELIVERY_ID,
+    RECEIVED_AT,
+    envelope_for,
+    workflow_job_payload,
+    workflow_run_payload,
+)
 
 
 def test_a_delivery_packs_into_its_reduced_envelope() -> None:
     payload = workflow_run_payload("completed")
 
-    packed = pack(_delivery("workflow_run", payload))
+    packed = pack(envelope_for(payload))
 
     assert decode(packed.text) == Envelope(
         delivery_id=DELIVERY_ID,
@@ -50,7 +41,7 @@ def test_a_delivery_packs_into_its_reduced_envelope() -> None:
 def test_a_run_with_a_1_mb_commit_message_fits_untruncated() -> None:
     payload = run_with_huge_commit_message()
 
-    packed = pack(_delivery("workflow_run", payload))
+    packed = pack(envelope_for(payload))
 
     assert packed.truncated is False
     assert packed.size_bytes <= MAX_MESSAGE_BYTES
@@ -63,7 +54,7 @@ def test_a_run_with_a_1_mb_commit_message_fits_untruncated() -> None:
 def test_a_job_with_1000_steps_fits_untruncated() -> None:
     payload = job_with_steps(1000)
 
-    packed = pack(_delivery("workflow_job", payload))
+    packed = pack(envelope_for(payload))
 
     envelope = decode(packed.text)
     assert packed.truncated is False
@@ -81,7 +72,7 @@ def test_long_distinct_step_names_are_shortened_until_they_fit(
 ) -> None:
     payload = job_with_steps(count, name_chars)
 
-    packed = pack(_delivery("workflow_job", payload))
+    packed = pack(envelope_for(payload))
 
     steps = decode(packed.text).payload["workflow_job"]["steps"]
     original = payload["workflow_job"]["steps"]
@@ -92,11 +83,22 @@ def test_long_distinct_step_names_are_shortened_until_they_fit(
     assert [s["number"] for s in steps] == list(range(1, count + 1))
 
 
+def test_a_payload_is_reduced_once_however_many_limits_it_takes(mocker: MockerFixture) -> None:
+    # Reduction walks the whole payload; each shortening pass works on its result instead.
+    reduce = mocker.spy(packing, "reduce_payload")
+    payload = job_with_steps(1000, 300)
+
+    packed = pack(envelope_for(payload))
+
+    assert packed.truncated is True
+    reduce.assert_called_once_with("workflow_job", payload)
+
+
 def test_a_1_mb_display_title_is_cut_to_200_characters() -> None:
     title = noise("title", 1_000_000)
     payload = workflow_run_payload("completed", display_title=title)
 
-    packed = pack(_delivery("workflow_run", payload))
+    packed = pack(envelope_for(payload))
 
     run = decode(packed.text).payload["workflow_run"]
     assert packed.truncated is True
@@ -108,7 +110,7 @@ def test_text_the_truncation_does_not_touch_makes_the_delivery_too_large() -> No
     payload = workflow_run_payload("completed", head_sha=noise("sha", 200_000))
 
     with pytest.raises(MessageTooLarge) as raised:
-        pack(_delivery("workflow_run", payload))
+        pack(envelope_for(payload))
 
     message = str(raised.value)
     assert message.startswith(f"workflow_run delivery {DELIVERY_ID} takes ")

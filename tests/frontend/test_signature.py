@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+import hmac
 
-from frontend.signature import SignatureError, verify_signature
-from tests.payloads import sign
+import pytest
+from pytest_mock import MockerFixture
+
+from frontend.signature import SignatureError, sign, verify_signature
 
 # https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries#testing-the-webhook-payload-validation
 GITHUB_SECRET = "It's a Secret to Everybody"
@@ -17,7 +19,7 @@ def test_githubs_published_test_vector_verifies() -> None:
     verify_signature(GITHUB_PAYLOAD, GITHUB_SIGNATURE, [GITHUB_SECRET])
 
 
-def test_the_test_helper_signs_like_github() -> None:
+def test_sign_signs_like_github() -> None:
     assert sign(GITHUB_PAYLOAD, GITHUB_SECRET) == GITHUB_SIGNATURE
 
 
@@ -27,6 +29,23 @@ def test_uppercase_hex_digits_verify() -> None:
 
 def test_the_second_of_two_secrets_verifies() -> None:
     verify_signature(GITHUB_PAYLOAD, GITHUB_SIGNATURE, ["new-secret", GITHUB_SECRET])
+
+
+@pytest.mark.parametrize("position", [0, 1, 2])
+def test_every_secret_is_compared_whichever_one_matches(
+    mocker: MockerFixture, position: int
+) -> None:
+    # Stopping at the first match would let the response time tell which secret is current.
+    secrets = ["old-secret", "other-secret", "newer-secret"]
+    secrets[position] = GITHUB_SECRET
+    compare = mocker.spy(hmac, "compare_digest")
+
+    verify_signature(GITHUB_PAYLOAD, GITHUB_SIGNATURE, secrets)
+
+    assert compare.call_count == len(secrets)
+    assert [call.args[0] for call in compare.call_args_list] == [
+        bytes.fromhex(GITHUB_SIGNATURE[7:])
+    ] * len(secrets)
 
 
 @pytest.mark.parametrize(

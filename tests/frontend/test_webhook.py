@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 from common.envelope import Envelope, decode
 from common.memory_queue import InMemoryQueue
 from common.reduction import reduce_payload
+from frontend.signature import sign
 from tests.frontend.deliveries import (
     HOOK_ID,
     OLD_SECRET,
@@ -21,11 +22,10 @@ from tests.frontend.deliveries import (
     post_webhook,
     signed_delivery,
 )
-from tests.payloads import (
+from tools.payloads import (
     DELIVERY_ID,
     ORG_ID,
     RECEIVED_AT,
-    sign,
     workflow_job_payload,
     workflow_run_payload,
 )

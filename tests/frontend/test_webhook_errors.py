@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from common.memory_queue import InMemoryQueue
 from tests.frontend.deliveries import github_headers, json_body, post_webhook, signed_delivery
 from tests.frontend.oversized import noise
-from tests.payloads import DELIVERY_ID, workflow_run_payload
+from tools.payloads import DELIVERY_ID, workflow_run_payload
 
 MAX_BODY_BYTES = 25 * 1024 * 1024
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from backend.telemetry import ids
 from backend.telemetry.item import TelemetryItem
 from backend.telemetry.mapping import to_telemetry
-from tests.payloads import envelope_for, workflow_job_payload, workflow_run_payload
+from tools.payloads import envelope_for, workflow_job_payload, workflow_run_payload
 
 EXPORTED_AT = datetime(2024, 3, 5, 10, 5, 0, tzinfo=UTC)
 OPERATION_ID = re.compile(r"^[0-9a-f]{32}$")

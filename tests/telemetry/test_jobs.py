@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from backend.telemetry.mapping import to_telemetry
-from tests.payloads import envelope_for, step, workflow_job_payload
+from tools.payloads import envelope_for, step, workflow_job_payload
 
 RECEIVED_AT = datetime(2024, 3, 5, 10, 2, 41, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ import pytest
 
 from backend.telemetry.keys import event_key
 from backend.telemetry.mapping import MappingError
-from tests.payloads import envelope_for, workflow_job_payload, workflow_run_payload
+from tools.payloads import envelope_for, workflow_job_payload, workflow_run_payload
 
 
 @pytest.mark.parametrize(

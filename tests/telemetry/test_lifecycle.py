@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from backend.telemetry.mapping import to_telemetry
-from tests.payloads import envelope_for, workflow_job_payload, workflow_run_payload
 from tests.telemetry.test_jobs import job_properties
 from tests.telemetry.test_runs import run_properties
+from tools.payloads import envelope_for, workflow_job_payload, workflow_run_payload
 
 EXPORTED_AT = datetime(2024, 3, 5, 10, 5, 0, tzinfo=UTC)
 QUEUED_JOB = {"conclusion": "", "result": "", "runner_name": "", "runner_id": ""}

@@ -10,7 +10,7 @@ import pytest
 
 from backend.telemetry.mapping import MappingError, to_telemetry
 from common.reduction import reduce_payload
-from tests.payloads import (
+from tools.payloads import (
     envelope_for,
     pull_request,
     step,

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from backend.telemetry.mapping import to_telemetry
-from tests import payloads
-from tests.payloads import envelope_for, pull_request, workflow_run_payload
+from tools import payloads
+from tools.payloads import envelope_for, pull_request, workflow_run_payload
 
 RECEIVED_AT = datetime(2024, 3, 5, 10, 4, 31, tzinfo=UTC)
 EXPORTED_AT = datetime(2024, 3, 5, 10, 4, 33, tzinfo=UTC)

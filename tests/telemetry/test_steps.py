@@ -9,7 +9,7 @@ import pytest
 
 from backend.telemetry.item import TelemetryItem
 from backend.telemetry.mapping import to_telemetry
-from tests.payloads import envelope_for, in_progress_steps, step, workflow_job_payload
+from tools.payloads import envelope_for, in_progress_steps, step, workflow_job_payload
 
 RECEIVED_AT = datetime(2024, 3, 5, 10, 2, 41, tzinfo=UTC)
 JOB_COMPLETED = datetime(2024, 3, 5, 10, 2, 40, tzinfo=UTC)

@@ -15,7 +15,7 @@ from backend.telemetry.timing import (
     first,
     parse_timestamp,
 )
-from tests.payloads import envelope_for, workflow_job_payload
+from tools.payloads import envelope_for, workflow_job_payload
 
 T0 = datetime(2024, 3, 5, 10, 0, 0, tzinfo=UTC)
 

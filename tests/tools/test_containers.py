@@ -15,17 +15,18 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from common.envelope import encode
+from common.envelope import encode, utc_now
 from common.reduction import reduce_payload
 from tests.conftest import unique_queue_name
-from tests.payloads import envelope_for, sign, workflow_job_payload
 from tools.azurite import ACCOUNT_KEY, PROJECT_ROOT, Azurite, free_port
+from tools.demo import send
+from tools.demo_day import Delivery
+from tools.payloads import envelope_for, workflow_job_payload
 
 DOCKER = PROJECT_ROOT / "docker"
 SECRET = "container-secret"
@@ -136,19 +137,8 @@ def test_frontend_image_command_serves_passes_its_health_check_and_stops_on_sigt
         return check.returncode == 0
 
     wait_for(healthy, 30, "the frontend's health check")
-    body = json.dumps(workflow_job_payload("queued")).encode()
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/webhook",
-        data=body,
-        headers={
-            "Content-Type": "application/json",
-            "X-GitHub-Event": "workflow_job",
-            "X-GitHub-Delivery": "image-test-1",
-            "X-Hub-Signature-256": sign(body, SECRET),
-        },
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 202
+    delivery = Delivery(utc_now(), "workflow_job", workflow_job_payload("queued"))
+    assert send(delivery, f"http://127.0.0.1:{port}/webhook", SECRET) == 202
 
     server.send_signal(signal.SIGTERM)
     assert server.wait(timeout=30) == 0

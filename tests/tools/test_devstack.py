@@ -11,14 +11,16 @@ import stat
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.payloads import sign, workflow_run_payload
+from common.envelope import utc_now
 from tools.azurite import PROJECT_ROOT, free_port
+from tools.demo import send
+from tools.demo_day import Delivery
 from tools.devstack import local_secret
+from tools.payloads import workflow_run_payload
 
 
 def test_the_local_secret_is_generated_once_and_private(tmp_path: Path) -> None:
@@ -85,19 +87,8 @@ def test_the_stack_accepts_a_delivery_into_the_sink_and_ctrl_c_stops_everything(
         deadline = time.monotonic() + 30
         while not _listening(port) and time.monotonic() < deadline:
             time.sleep(0.1)
-        body = json.dumps(workflow_run_payload("completed")).encode()
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/webhook",
-            data=body,
-            headers={
-                "Content-Type": "application/json",
-                "X-GitHub-Event": "workflow_run",
-                "X-GitHub-Delivery": "devstack-1",
-                "X-Hub-Signature-256": sign(body, secret),
-            },
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            assert response.status == 202
+        delivery = Delivery(utc_now(), "workflow_run", workflow_run_payload("completed"))
+        assert send(delivery, f"http://127.0.0.1:{port}/webhook", secret) == 202
         while not (sink.exists() and sink.read_text()) and time.monotonic() < deadline:
             time.sleep(0.1)
         [item] = [json.loads(line) for line in sink.read_text().splitlines()]

@@ -17,7 +17,8 @@ from backend.telemetry.mapping import to_telemetry
 from common.envelope import decode, encode_pack, utc_now
 from frontend.delivery import parse_delivery
 from frontend.packing import pack
-from tests.payloads import JOB_ID, sign, workflow_job_payload
+from frontend.signature import sign
+from tools.payloads import JOB_ID, workflow_job_payload
 
 EVENT = "workflow_job"
 SECRET = "bench-secret"

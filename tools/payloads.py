@@ -1,4 +1,4 @@
-"""Realistic, deterministic GitHub `workflow_run` and `workflow_job` webhook payloads for tests.
+"""Realistic, deterministic GitHub `workflow_run` and `workflow_job` payloads: test and bench load.
 
 Shaped like GitHub's documented examples (`*_url` fields, `head_commit`, nullable fields present
 as None): https://docs.github.com/en/webhooks/webhook-events-and-payloads#workflow_run
@@ -9,8 +9,6 @@ defaults for the action; change top-level keys (`repository`, `sender`, ...) on 
 from __future__ import annotations
 
 import copy
-import hashlib
-import hmac
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,12 +56,6 @@ JOB_COMPLETED_AT = "2024-03-05T10:02:40Z"
 DELIVERY_ID = "72d3162e-cc78-11e3-81ab-4c9367dc0958"
 RECEIVED_AT = datetime(2024, 3, 5, 10, 5, 0, tzinfo=UTC)
 EXPORTED_AT = datetime(2024, 3, 5, 10, 5, 2, tzinfo=UTC)
-
-
-def sign(body: bytes, secret: str) -> str:
-    """Return GitHub's `X-Hub-Signature-256` header value for `body`: "sha256=<hex hmac>"."""
-    digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
 
 
 # `<name>_url` fields of an account and the path each adds to its API URL, as GitHub sends.
