@@ -16,8 +16,8 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableEntity
 
+from backend.idempotency.batch import Operation
 from backend.idempotency.client import LedgerTimeouts, table_client
-from backend.idempotency.layout import Operation
 from backend.idempotency.ledger import LedgerUnavailable
 from backend.idempotency.transport import choose_transport
 from common.azure_queue import error_code

@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from azure.data.tables import TableEntity
 
+from backend.idempotency.batch import Operation
 from backend.idempotency.client import LedgerTimeouts
 from backend.idempotency.held import HeldEtags
 from backend.idempotency.layout import (
@@ -16,7 +17,6 @@ from backend.idempotency.layout import (
     PARTITION_COUNT,
     PURGE_PARTITION,
     PURGE_ROW,
-    Operation,
     chunks,
     delete_op,
     etag_of,

@@ -297,3 +297,22 @@ def test_only_the_sdk_transport_calls_submit_transaction(
 
     assert spy.call_count == (1 if transport is SdkTransport else 0)
     assert etags == [client.get_entity("00", KEY).metadata["etag"]]
+
+
+class EtaglessClient(TableClient):
+    """A table client whose `submit_transaction` drops the ETags from what the service said."""
+
+    def submit_transaction(self, *args: Any, **kwargs: Any) -> list[Any]:
+        return [{} for _ in super().submit_transaction(*args, **kwargs)]
+
+
+@pytest.mark.azurite
+def test_an_sdk_reply_without_etags_is_unreadable(azurite: Azurite) -> None:
+    client = EtaglessClient.from_connection_string(azurite.connection_string, unique_table_name())
+    client.create_table()
+
+    with client, pytest.raises(TransactionFailed, match="unreadable") as caught:
+        SdkTransport(client).submit([("create", row(), {})])
+
+    failure = caught.value
+    assert (failure.status_code, failure.error_code, failure.index) == (202, "", None)
