@@ -1,9 +1,7 @@
-"""Entity group transactions on Azure Tables, with the $batch body written and read as plain text.
+"""The $batch codec of entity group transactions: the request body and the reply, as plain text.
 
-The SDK's `TableClient.submit_transaction` builds its multipart body and parses the reply with
-the `email` package, about 1 ms of CPU per operation. The protocol is simple enough to write with
-string formatting and to read by splitting on the boundaries; the request still goes through the
-client's own pipeline, so its authentication, retries, timeouts and response hook all apply.
+The protocol is simple enough to write with string formatting and to read by splitting on the
+boundaries; `transport.BatchTransport` sends it, and why it exists is written there.
 https://learn.microsoft.com/en-us/rest/api/storageservices/performing-entity-group-transactions
 """
 
@@ -12,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -20,8 +17,7 @@ from urllib.parse import quote
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError
-from azure.core.rest import HttpRequest
-from azure.data.tables import TableClient, UpdateMode
+from azure.data.tables import UpdateMode
 
 # (kind, entity, options), the shape TableClient.submit_transaction takes.
 Operation = tuple[str, dict[str, Any], dict[str, Any]]
@@ -217,6 +213,13 @@ def build_body(
     return CRLF.join(lines)
 
 
+def check_operations(operations: Sequence[Operation]) -> None:
+    """Raise what `build_body` raises for operations the table cannot take, building nothing."""
+    _check_keys(operations)
+    for operation in operations:
+        _request("", operation)
+
+
 # Reading the reply.
 
 
@@ -284,17 +287,11 @@ def _status_of(line: str) -> int:
     return int(code)
 
 
-def _failure(status: int, body: str, fallback_code: str = "") -> TransactionFailed:
-    """The error a failed answer describes in its JSON body, or as well as it can without one."""
-    # {"odata.error": {"code": "...", "message": {"lang": "en-US", "value": "1:..."}}}
-    # https://learn.microsoft.com/en-us/rest/api/storageservices/status-and-error-codes2
-    code, text = fallback_code, ""
-    try:
-        error = json.loads(body)["odata.error"]
-        code = str(error.get("code") or fallback_code)
-        text = str(error.get("message", {}).get("value", ""))
-    except (ValueError, TypeError, KeyError, AttributeError):
-        text = f"no error document in the reply: {body[:200]!r}" if body.strip() else ""
+def transaction_failure(status: int, code: str, text: str) -> TransactionFailed:
+    """The error for a failed transaction whose reply gave `code` and the message `text`.
+
+    A message starting "<n>:" names the failing operation's position.
+    """
     index = None
     match = _INDEX_PREFIX.match(text)
     if match:
@@ -306,6 +303,25 @@ def _failure(status: int, body: str, fallback_code: str = "") -> TransactionFail
     if summary:
         message += f": {summary}"
     return TransactionFailed(message, status_code=status, error_code=code, index=index)
+
+
+def _failure(status: int, body: str, fallback_code: str = "") -> TransactionFailed:
+    """The error a failed answer describes in its JSON body, or as well as it can without one."""
+    # {"odata.error": {"code": "...", "message": {"lang": "en-US", "value": "1:..."}}}
+    # https://learn.microsoft.com/en-us/rest/api/storageservices/status-and-error-codes2
+    code, text = fallback_code, ""
+    try:
+        error = json.loads(body)["odata.error"]
+        code = str(error.get("code") or fallback_code)
+        text = str(error.get("message", {}).get("value", ""))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        text = f"no error document in the reply: {body[:200]!r}" if body.strip() else ""
+    return transaction_failure(status, code, text)
+
+
+def missing_etags(kinds: Sequence[str], etags: Sequence[str]) -> list[int]:
+    """The positions of the writes (all but deletes) whose answer carried no ETag."""
+    return [i for i, (k, e) in enumerate(zip(kinds, etags, strict=True)) if not e and k != "delete"]
 
 
 def read_reply(
@@ -330,53 +346,10 @@ def read_reply(
             etags.append(answer_headers.get("etag", ""))
         if len(etags) != len(kinds):
             raise _Unreadable(f"{len(etags)} answers to {len(kinds)} operations")
-        missing = [
-            i for i, (k, e) in enumerate(zip(kinds, etags, strict=True)) if not e and k != "delete"
-        ]
+        missing = missing_etags(kinds, etags)
         if missing:
             raise _Unreadable(f"no ETag in the answers to operations {missing}")
     except _Unreadable as error:
         message = f"unreadable transaction reply ({status}): {error}; it starts {text[:120]!r}"
         raise TransactionFailed(message, status_code=status, error_code="", index=None) from None
     return ["" if kind == "delete" else etag for kind, etag in zip(kinds, etags, strict=True)]
-
-
-# Sending it.
-
-
-def submit_transaction(client: TableClient, operations: Sequence[Operation]) -> list[str]:
-    """Run `operations` (1 to 100, one partition) as one entity group transaction.
-
-    Returns:
-        Each operation's new ETag in order, "" for a delete.
-    Raises:
-        ValueError, TypeError: as `build_body`, before anything is sent.
-        TransactionFailed: the service refused the transaction (nothing was written).
-        azure.core.exceptions.AzureError: the pipeline's own errors (connection, timeout),
-            unchanged.
-    """
-    # The SDK offers no public way to send a prepared request through a TableClient's pipeline.
-    # These are the attributes its own _batch_send uses; azure-data-tables is pinned in
-    # requirements/backend.txt and tests/idempotency/test_batch.py fails if they change.
-    base_url = f"{client.scheme}://{client._primary_hostname}"
-    batch_boundary = f"batch_{uuid.uuid4()}"
-    body = build_body(
-        base_url, client.table_name, operations, batch_boundary, f"changeset_{uuid.uuid4()}"
-    )
-    request = HttpRequest(
-        "POST",
-        f"{base_url}/$batch",
-        headers={
-            "x-ms-version": client.api_version,
-            "DataServiceVersion": "3.0",
-            "MaxDataServiceVersion": "3.0;NetFx",
-            "Content-Type": f"multipart/mixed; boundary={batch_boundary}",
-            "Accept": "application/json",
-        },
-        content=body.encode("utf-8"),
-    )
-    # Streamed, so that the pipeline does not try to decode the multipart reply on its own.
-    response = client._client.send_request(request, stream=True)
-    reply = response.read()
-    kinds = [kind for kind, _, _ in operations]
-    return read_reply(response.status_code, response.headers, reply, kinds)

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from azure.core import MatchConditions
 from azure.data.tables import TableEntity, UpdateMode
 
+from backend.idempotency.batch import Operation
 from backend.idempotency.ledger import (
     ClaimStatus,
     Entry,
@@ -24,8 +25,6 @@ from backend.idempotency.ledger import (
 )
 
 T = TypeVar("T")
-# (operation, entity, options) as TableClient.submit_transaction takes it.
-Operation = tuple[str, dict[str, Any], dict[str, Any]]
 
 # 2 partitions: a batch's claim and its completion each cost one transaction per partition it
 # touches, and a transaction's cost is mostly fixed (the SDK's pipeline on the worker, the

@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
-from functools import partial
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from azure.core.exceptions import (
-    AzureError,
-    HttpResponseError,
-    ResourceExistsError,
-    ResourceNotFoundError,
-)
 from azure.data.tables import TableEntity
 
-from backend.idempotency.batch import submit_transaction
-from backend.idempotency.client import LedgerTimeouts, table_client
+from backend.idempotency.batch import Operation
+from backend.idempotency.client import LedgerTimeouts
+from backend.idempotency.held import HeldEtags
 from backend.idempotency.layout import (
     MAX_TRANSACTION_OPERATIONS,
     PARTITION_COUNT,
     PURGE_PARTITION,
     PURGE_ROW,
-    Operation,
     chunks,
     delete_op,
     etag_of,
@@ -45,7 +37,6 @@ from backend.idempotency.ledger import (
     ClaimStatus,
     EntryState,
     LedgerSettings,
-    LedgerUnavailable,
     check_now,
     completion_key,
     completions_first,
@@ -56,8 +47,8 @@ from backend.idempotency.ledger import (
     lifecycle_keys,
     needs_done_write,
 )
+from backend.idempotency.store import Conflict, TableStore
 from backend.threadpool import ThreadPool
-from common.azure_queue import error_code
 from common.settings import StorageSettings
 
 log = logging.getLogger(__name__)
@@ -70,21 +61,9 @@ Decision = Callable[[str, TableEntity | None], tuple[list[Operation], bool]]
 GROUP_ATTEMPTS = 2
 RESOLVE_ATTEMPTS = 4
 PURGE_PAGE_SIZE = 1000
-MAX_HELD_ETAGS = 10_000
 
 
-class _Conflict(Exception):
-    """A conditional write lost a race: 409 exists, 412 modified, 404 gone.
-
-    `index` is the position of the operation that failed, when the service said.
-    """
-
-    def __init__(self, message: str, index: int | None = None) -> None:
-        super().__init__(message)
-        self.index = index
-
-
-class _ClaimConflict(_Conflict):
+class _ClaimConflict(Conflict):
     """A claim transaction failed on the row of `key` (None: the service did not say which)."""
 
     def __init__(self, message: str, key: str | None) -> None:
@@ -104,11 +83,12 @@ def _next_page(pages: Iterator[Iterator[TableEntity]]) -> list[TableEntity] | No
     return None if page is None else list(page)
 
 
-class TableLedger:
+class TableLedger(TableStore):
     """`Ledger` over an Azure table; SDK errors become LedgerUnavailable.
 
     The partitions of one claim, complete or abandon are worked side by side (`concurrency`
     threads, 1 for one after another). `round_trips` counts the HTTP responses received.
+    `fast_transactions=False` sends transactions through the SDK's own call (see `transport`).
     """
 
     def __init__(
@@ -117,23 +97,17 @@ class TableLedger:
         settings: LedgerSettings | None = None,
         timeouts: LedgerTimeouts | None = None,
         concurrency: int = PARTITION_COUNT,
+        *,
+        fast_transactions: bool = True,
     ) -> None:
         settings = settings or LedgerSettings()
-        self.table_name = settings.table_name
-        self.round_trips = 0
         # Started on first use, so a ledger built before a fork or spawn carries no thread.
         self._partitions = ThreadPool(concurrency, "ledger")
         self._lease = settings.lease
-        self._lock = threading.Lock()
-        # ETags of this process's live claims: complete/abandon write them without a read.
-        self._held: dict[tuple[str, str], str] = {}
-        self._client = table_client(
-            storage, self.table_name, timeouts or LedgerTimeouts(), self._count
+        self._held = HeldEtags()
+        super().__init__(
+            storage, settings.table_name, timeouts, fast_transactions=fast_transactions
         )
-
-    def _count(self, _response: Any) -> None:
-        with self._lock:
-            self.round_trips += 1
 
     def _each_group(
         self, work: Callable[[str, list[str]], T], partition_groups: list[tuple[str, list[str]]]
@@ -144,86 +118,6 @@ class TableLedger:
         requests, not the sum of them all.
         """
         return self._partitions.map(lambda group: work(*group), partition_groups)
-
-    def _call(self, operation: Callable[[], T], *, conditional: bool = False) -> T:
-        """Run one SDK call; a missing table is created and the call retried once.
-
-        Raises:
-            _Conflict: a `conditional` write found a row existing, changed or gone.
-            LedgerUnavailable: anything else the SDK raised.
-        """
-        try:
-            try:
-                return operation()
-            except HttpResponseError as error:
-                if error_code(error) != "TableNotFound":
-                    raise
-                self._create_table()
-                return operation()
-        except HttpResponseError as error:
-            code = error_code(error)
-            if conditional and error.status_code in {404, 409, 412} and code != "TableNotFound":
-                index = getattr(error, "index", None)
-                raise _Conflict(f"{error.status_code} {code}", index) from error
-            raise LedgerUnavailable(
-                f"ledger table {self.table_name} answered {error.status_code} {code}"
-            ) from error
-        except AzureError as error:
-            raise LedgerUnavailable(f"ledger table {self.table_name} failed: {error}") from error
-
-    def _create_table(self) -> None:
-        try:
-            self._client.create_table()
-            log.info("created ledger table %s", self.table_name)
-        except ResourceExistsError:
-            pass
-
-    def ensure_table(self) -> None:
-        """Create the table if missing."""
-        self._call(self._create_table)
-
-    def _read(self, partition: str, keys: list[str]) -> dict[str, TableEntity]:
-        """The stored rows among `keys`, one point read each.
-
-        Never one query for several keys: a filter that ORs row keys is served as a scan of
-        the whole partition, which grows with the retention.
-        """
-        found: dict[str, TableEntity] = {}
-        for key in dict.fromkeys(keys):
-            row = self._call(partial(self._get, partition, key))
-            if row is not None:
-                found[key] = row
-        return found
-
-    def _get(self, partition: str, key: str) -> TableEntity | None:
-        """One row, or None if it does not exist (a missing table still raises)."""
-        try:
-            return self._client.get_entity(partition, key)
-        except ResourceNotFoundError as error:
-            if error_code(error) == "TableNotFound":
-                raise
-            return None
-
-    def _transact(self, operations: list[Operation]) -> list[str]:
-        """Write in one entity group transaction; returns each operation's new ETag."""
-        return self._call(lambda: submit_transaction(self._client, operations), conditional=True)
-
-    def _remember(self, owner: str, keys: list[str], etags: list[str]) -> None:
-        with self._lock:
-            for key, etag in zip(keys, etags, strict=True):
-                self._held[(owner, key)] = etag
-            while len(self._held) > MAX_HELD_ETAGS:  # claims never settled; the lease covers them
-                del self._held[next(iter(self._held))]
-
-    def _held_etags(self, owner: str, keys: list[str]) -> list[str] | None:
-        with self._lock:
-            etags = [self._held.get((owner, key)) for key in keys]
-        return None if None in etags else [etag for etag in etags if etag is not None]
-
-    def _forget(self, owner: str, keys: list[str]) -> None:
-        with self._lock:
-            for key in keys:
-                self._held.pop((owner, key), None)
 
     def claim(self, keys: Iterable[str], owner: str, now: datetime) -> dict[str, ClaimStatus]:
         check_now(now)
@@ -252,7 +146,7 @@ class TableLedger:
                 return self._write_claims(
                     partition, keys, owner, now, self._read(partition, [existing])
                 )
-            except _Conflict:
+            except Conflict:
                 pass
         statuses = self._try_claim(partition, keys, owner, now, GROUP_ATTEMPTS)
         if statuses is not None:
@@ -277,7 +171,7 @@ class TableLedger:
         for _ in range(attempts):
             try:
                 return self._write_claims(partition, keys, owner, now, self._read(partition, keys))
-            except _Conflict:
+            except Conflict:
                 log.info("ledger partition %s: claim race, reading again", partition)
         return None
 
@@ -297,10 +191,10 @@ class TableLedger:
         plan = plan_claims(partition, keys, rows, owner, now, self._lease)
         try:
             etags = self._transact(plan.operations) if plan.operations else []
-        except _Conflict as conflict:
+        except Conflict as conflict:
             raise _ClaimConflict(str(conflict), plan.row_key_at(conflict.index)) from conflict
         claimed = [key for key, _ in plan.claimed]
-        self._remember(owner, claimed, [etags[position] for _, position in plan.claimed])
+        self._held.remember(owner, claimed, [etags[position] for _, position in plan.claimed])
         return plan.statuses
 
     def complete(self, keys: Iterable[str], owner: str, now: datetime) -> frozenset[str]:
@@ -322,7 +216,7 @@ class TableLedger:
             return writes + [mark_op(partition, other, True, now) for other in marks], False
 
         def work(partition: str, group: list[str]) -> set[str]:
-            etags = self._held_etags(owner, group)
+            etags = self._held.of(owner, group)
             fast = None
             if etags is not None:
                 fast = [
@@ -330,7 +224,7 @@ class TableLedger:
                     for key, etag in zip(group, etags, strict=True)
                 ]
             refused = self._settle(partition, group, decide, fast)
-            self._forget(owner, group)
+            self._held.forget(owner, group)
             return refused
 
         # A completion writes one row per key (marks only for a completion nobody claimed,
@@ -366,14 +260,14 @@ class TableLedger:
             return release(partition_of(key), key, etag_of(stored), marked), False
 
         def work(partition: str, group: list[str]) -> None:
-            etags = self._held_etags(owner, group)
+            etags = self._held.of(owner, group)
             fast = None
             if etags is not None:
                 fast = [
                     release(partition, key, etag) for key, etag in zip(group, etags, strict=True)
                 ]
             self._settle(partition, group, decide, fast)
-            self._forget(owner, group)
+            self._held.forget(owner, group)
 
         self._each_group(work, groups(distinct_keys(keys)))
 
@@ -393,7 +287,7 @@ class TableLedger:
             try:
                 self._transact([operation for writes in fast for operation in writes])
                 return set()
-            except _Conflict:
+            except Conflict:
                 pass  # something changed since our claim: decide from what is stored now
         rows = self._read(partition, keys)
         decisions = [decide(key, rows.get(key)) for key in keys]
@@ -401,7 +295,7 @@ class TableLedger:
             for operations in transactions([writes for writes, _ in decisions]):
                 self._transact(operations)
             return {key for key, (_, refused) in zip(keys, decisions, strict=True) if refused}
-        except _Conflict:  # deciding again is harmless for the keys already written
+        except Conflict:  # deciding again is harmless for the keys already written
             return {key for key in keys if self._settle_one(partition, key, decide)}
 
     def _settle_one(self, partition: str, key: str, decide: Decision) -> bool:
@@ -411,7 +305,7 @@ class TableLedger:
                 if operations:
                     self._transact(operations)
                 return refused
-            except _Conflict:
+            except Conflict:
                 continue
         log.warning("ledger key %s still contended after %d tries", key, RESOLVE_ATTEMPTS)
         return True
@@ -446,14 +340,14 @@ class TableLedger:
         try:
             self._transact(operations)
             return rows
-        except _Conflict:
+        except Conflict:
             pass
         deleted: list[TableEntity] = []
         for row, operation in zip(rows, operations, strict=True):
             try:
                 self._transact([operation])
                 deleted.append(row)
-            except _Conflict:
+            except Conflict:
                 pass  # changed or deleted since the scan: a newer write keeps it
         return deleted
 
@@ -465,11 +359,11 @@ class TableLedger:
         turn = {"PartitionKey": PURGE_PARTITION, "RowKey": PURGE_ROW, "LastPurgeAt": now}
         try:
             self._transact([write_op(turn, stored)])
-        except _Conflict:
+        except Conflict:
             return False  # another worker took this turn between our read and write
         return True
 
     def close(self) -> None:
         """Stop the partition threads and close the HTTP session."""
         self._partitions.close()
-        self._client.close()
+        super().close()

@@ -17,9 +17,9 @@ from backend.idempotency import (
     load_ledger_settings,
     owner_id,
 )
+from backend.idempotency.batch import Operation
 from backend.idempotency.layout import (
     PARTITION_COUNT,
-    Operation,
     groups,
     partition_of,
     transactions,

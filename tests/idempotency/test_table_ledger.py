@@ -14,6 +14,7 @@ from urllib.parse import unquote
 import pytest
 from azure.core import MatchConditions
 from azure.data.tables import TableEntity, UpdateMode
+from pytest_mock import MockerFixture
 
 from backend.idempotency import (
     ClaimStatus,
@@ -26,7 +27,7 @@ from backend.idempotency import (
     create_ledger,
     create_table_ledger,
 )
-from backend.idempotency.layout import PARTITION_COUNT, Operation, partition_of
+from backend.idempotency.layout import PARTITION_COUNT, partition_of
 from common.settings import StorageSettings
 from tests.idempotency.conftest import LEASE_S, T0, table_ledger, unique_table_name
 from tools.azurite import ACCOUNT_KEY, Azurite
@@ -126,26 +127,12 @@ def test_abandon_of_own_claims_is_one_round_trip_per_partition(table: TableLedge
     assert set(table.claim(keys, "b", T0).values()) == {CLAIMED}
 
 
-class WriteRecordingLedger(TableLedger):
-    """A Table ledger that records the operations of every transaction it sends."""
-
-    def __init__(self, storage: StorageSettings, settings: LedgerSettings) -> None:
-        self.written: list[Operation] = []
-        super().__init__(storage, settings)
-
-    def _transact(self, operations: list[Operation]) -> list[str]:
-        self.written += operations
-        return super()._transact(operations)
-
-
 DONE_ROW = {"PartitionKey", "RowKey", "State", "Owner", "LeaseUntil", "UpdatedAt"}
 
 
 def test_completing_own_claims_merges_under_if_match_and_leaves_only_the_done_entry(
-    azurite: Azurite,
+    table: TableLedger, mocker: MockerFixture
 ) -> None:
-    storage = StorageSettings(azurite.connection_string, None, "unused")
-    table = WriteRecordingLedger(storage, LedgerSettings(table_name=unique_table_name()))
     jobs = keys_in_partition("00", 3)
     # A lifecycle key whose row was a mark first: its completion was claimed and abandoned,
     # which leaves Superseded=false; the lifecycle claim then replaces that row.
@@ -154,13 +141,12 @@ def test_completing_own_claims_merges_under_if_match_and_leaves_only_the_done_en
     table.abandon([jobs[0]], "b")
     keys = [lifecycle, *jobs[1:]]
     assert set(table.claim(keys, "a", T0).values()) == {CLAIMED}
-    table.written.clear()
+    submit = mocker.spy(table._transport, "submit")
 
     table.complete(keys, "a", T0)
 
-    modes = [
-        (kind, options["mode"], options["match_condition"]) for kind, _, options in table.written
-    ]
+    written = [operation for call in submit.call_args_list for operation in call.args[0]]
+    modes = [(kind, options["mode"], options["match_condition"]) for kind, _, options in written]
     assert modes == [("update", UpdateMode.MERGE, MatchConditions.IfNotModified)] * 3
     # The ETag held the row at what the claim wrote, so the merge leaves what a replace would:
     # the done entry alone, no mark.
@@ -173,7 +159,6 @@ def test_completing_own_claims_merges_under_if_match_and_leaves_only_the_done_en
             T0,
         )
     assert set(table.claim(keys, "b", T0).values()) == {DONE}
-    table.close()
 
 
 class RecordingLedger(TableLedger):
