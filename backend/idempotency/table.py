@@ -18,7 +18,6 @@ from azure.core.exceptions import (
 from azure.data.tables import TableEntity
 
 from backend.idempotency.batch import submit_transaction
-from backend.idempotency.client import LedgerTimeouts, table_client
 from backend.idempotency.layout import (
     MAX_TRANSACTION_OPERATIONS,
     PARTITION_COUNT,
@@ -57,6 +56,7 @@ from backend.idempotency.ledger import (
     needs_done_write,
 )
 from backend.threadpool import ThreadPool
+from common.azure_clients import ClientTimeouts, table_client
 from common.azure_queue import error_code
 from common.settings import StorageSettings
 
@@ -71,6 +71,10 @@ GROUP_ATTEMPTS = 2
 RESOLVE_ATTEMPTS = 4
 PURGE_PAGE_SIZE = 1000
 MAX_HELD_ETAGS = 10_000
+# How long one ledger call may take: socket timeouts and SDK retries.
+LEDGER_TIMEOUTS = ClientTimeouts(
+    connection_timeout_s=5.0, read_timeout_s=10.0, retries=2, retry_backoff_s=0.5
+)
 
 
 class _Conflict(Exception):
@@ -115,7 +119,7 @@ class TableLedger:
         self,
         storage: StorageSettings,
         settings: LedgerSettings | None = None,
-        timeouts: LedgerTimeouts | None = None,
+        timeouts: ClientTimeouts = LEDGER_TIMEOUTS,
         concurrency: int = PARTITION_COUNT,
     ) -> None:
         settings = settings or LedgerSettings()
@@ -127,9 +131,7 @@ class TableLedger:
         self._lock = threading.Lock()
         # ETags of this process's live claims: complete/abandon write them without a read.
         self._held: dict[tuple[str, str], str] = {}
-        self._client = table_client(
-            storage, self.table_name, timeouts or LedgerTimeouts(), self._count
-        )
+        self._client = table_client(storage, self.table_name, timeouts, self._count)
 
     def _count(self, _response: Any) -> None:
         with self._lock:

@@ -19,8 +19,9 @@ from backend.idempotency.batch import (
     read_reply,
     submit_transaction,
 )
-from backend.idempotency.client import LedgerTimeouts, table_client
 from backend.idempotency.layout import delete_op, replace_op
+from backend.idempotency.table import LEDGER_TIMEOUTS
+from common.azure_clients import ClientTimeouts, table_client
 from common.azure_queue import error_code
 from common.settings import StorageSettings
 from tests.idempotency.conftest import unique_table_name
@@ -515,7 +516,7 @@ def responses() -> list[Any]:
 
 def azurite_client(azurite: Azurite, responses: list[Any], table_name: str) -> TableClient:
     storage = StorageSettings(azurite.connection_string, None, "unused")
-    return table_client(storage, table_name, LedgerTimeouts(), responses.append)
+    return table_client(storage, table_name, LEDGER_TIMEOUTS, responses.append)
 
 
 @pytest.fixture
@@ -691,7 +692,7 @@ def test_the_response_hook_sees_one_response_per_transaction(
 
 def test_an_unreachable_endpoint_raises_the_pipeline_error() -> None:
     storage = StorageSettings(closed_endpoint(free_port()), None, "unused")
-    timeouts = LedgerTimeouts(connection_timeout_s=0.5, read_timeout_s=0.5, retries=0)
+    timeouts = ClientTimeouts(connection_timeout_s=0.5, read_timeout_s=0.5, retries=0)
 
     with (
         table_client(storage, TABLE, timeouts, lambda _: None) as client,
