@@ -46,6 +46,7 @@ def _build(
     name: str,
     options: dict[str, Any],
 ) -> Client:
+    """The client on `name`: by connection string when there is one, else by Entra ID."""
     if storage.connection_string:
         return client_class.from_connection_string(storage.connection_string, name, **options)
     from azure.identity import DefaultAzureCredential  # only needed without a connection string
