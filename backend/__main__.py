@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import sys
 
-from backend.idempotency.ledger import load_ledger_settings
 from backend.process import EXIT_CONFIG
+from backend.settings import load_backend_settings
 from backend.sinks import disable_statsbeat_by_default
 from common.logs import configure_logging
-from common.settings import SettingsError, environment, load_backend_settings
+from common.settings import SettingsError, environment
 
 log = logging.getLogger("backend")
 
@@ -19,11 +19,9 @@ def main() -> int:
     configure_logging("backend")
     # Workers inherit the environment: opencensus's usage reporting stays off unless chosen.
     disable_statsbeat_by_default()
-    env = environment()
     try:
-        settings = load_backend_settings(env)
-        # Checked here too so a bad ledger value stops the pool before any worker starts.
-        load_ledger_settings(env)
+        # The ledger's settings included: a bad value stops the pool before any worker starts.
+        settings = load_backend_settings(environment())
     except SettingsError as error:
         log.error("backend cannot start: %s", error)
         return EXIT_CONFIG

@@ -13,15 +13,15 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from common.settings import EnvReader
+
 STALE_AFTER_S = 60.0
 
 
 def heartbeat_path(env: Mapping[str, str] = os.environ) -> Path:
     """Where the heartbeat lives: `BACKEND_HEARTBEAT_FILE`, else a file in the temp folder."""
-    configured = env.get("BACKEND_HEARTBEAT_FILE", "").strip()
-    if configured:
-        return Path(configured)
-    return Path(tempfile.gettempdir()) / "github-telemetry-backend.heartbeat"
+    default = Path(tempfile.gettempdir()) / "github-telemetry-backend.heartbeat"
+    return EnvReader(env).path("BACKEND_HEARTBEAT_FILE", default)
 
 
 def beat(path: Path) -> None:

@@ -21,7 +21,7 @@ from types import FrameType
 from backend.backoff import Backoff
 from backend.health import beat, heartbeat_path
 from backend.process import EXIT_CONFIG, run_worker
-from common.settings import BackendSettings
+from backend.settings import BackendSettings
 
 log = logging.getLogger(__name__)
 

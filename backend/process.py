@@ -7,13 +7,13 @@ import os
 import signal
 import sys
 
-from backend.idempotency import Ledger, load_ledger_settings, owner_id
+from backend.idempotency import Ledger, owner_id
 from backend.processor import Processor
+from backend.settings import BackendSettings
 from backend.shutdown import StopNow, Stopper
 from backend.sinks import build_sink
 from backend.worker import SETTLE_THREADS, Worker, WorkerConfig
 from common.logs import configure_logging
-from common.settings import BackendSettings, environment
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +43,10 @@ def run_worker(settings: BackendSettings, parent_pid: int) -> None:
     from backend.idempotency import create_ledger
     from common.azure_queue import create_queue
 
+    ledger_settings = settings.ledger
     try:
-        # The ledger's settings come from the same environment (and `.env`) the supervisor
-        # read; a bad one stops the pool like any configuration error.
-        ledger_settings = load_ledger_settings(environment())
         sink = build_sink(settings)
-    except ValueError as error:  # SettingsError is a ValueError
+    except ValueError as error:  # a sink's connection string is checked as it is built
         log.error("worker cannot start: %s", error)
         sys.exit(EXIT_CONFIG)
     # A connection for each settle thread: a batch's messages are settled side by side.

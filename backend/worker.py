@@ -14,6 +14,7 @@ from backend.backoff import Backoff
 from backend.outcome import Outcome, TransientError, Verdict
 from backend.parcel import Action, Job, Parcel, Settlement, settlement
 from backend.processor import LedgerDown, Processor
+from backend.settings import BackendSettings
 from backend.shutdown import StopNow, Stopper
 from backend.threadpool import Running, ThreadPool
 from common.envelope import utc_now
@@ -24,7 +25,6 @@ from common.queue import (
     QueueMessage,
     poison_record,
 )
-from common.settings import BackendSettings
 
 log = logging.getLogger(__name__)
 

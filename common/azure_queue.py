@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -15,10 +14,10 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.storage.queue import LinearRetry, QueueClient
+from azure.storage.queue import QueueClient
 from requests.adapters import DEFAULT_POOLSIZE
 
-from common.http import transport
+from common.azure_clients import ClientTimeouts, queue_client
 from common.queue import MessageGone, QueueMessage, QueueUnavailable, poison_record
 from common.settings import StorageSettings
 
@@ -27,42 +26,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class QueueTimeouts:
-    """How long one queue call may take: socket timeouts and SDK retries.
-
-    The frontend must answer GitHub well inside its 10 s limit, so its budget is small; the
-    backend can afford to wait longer on each call.
-    """
-
-    connection_timeout_s: float = 2.0
-    read_timeout_s: float = 3.0
-    retries: int = 1
-    retry_backoff_s: int = 0
-
-
-# Two attempts of at most 1 s to connect and 1.5 s to answer: a 503 within 5 s at worst.
-FRONTEND_TIMEOUTS = QueueTimeouts(connection_timeout_s=1.0, read_timeout_s=1.5, retries=1)
-BACKEND_TIMEOUTS = QueueTimeouts(connection_timeout_s=5.0, read_timeout_s=20.0, retries=2)
-
-
-def _client(
-    settings: StorageSettings, queue_name: str, timeouts: QueueTimeouts, connections: int
-) -> QueueClient:
-    options: dict[str, Any] = {
-        "transport": transport(timeouts.connection_timeout_s, timeouts.read_timeout_s, connections),
-        "retry_policy": LinearRetry(
-            backoff=timeouts.retry_backoff_s,
-            retry_total=timeouts.retries,
-            random_jitter_range=0,
-        ),
-    }
-    if settings.connection_string:
-        return QueueClient.from_connection_string(settings.connection_string, queue_name, **options)
-    from azure.identity import DefaultAzureCredential  # only needed without a connection string
-
-    account_url = f"https://{settings.account_name}.queue.core.windows.net"
-    return QueueClient(account_url, queue_name, credential=DefaultAzureCredential(), **options)
+# The frontend must answer GitHub well inside its 10 s limit, so its budget is small: two
+# attempts of at most 1 s to connect and 1.5 s to answer, a 503 within 5 s at worst. The backend
+# can afford to wait longer on each call.
+FRONTEND_TIMEOUTS = ClientTimeouts(connection_timeout_s=1.0, read_timeout_s=1.5, retries=1)
+BACKEND_TIMEOUTS = ClientTimeouts(connection_timeout_s=5.0, read_timeout_s=20.0, retries=2)
 
 
 def error_code(error: HttpResponseError) -> str:
@@ -90,12 +58,12 @@ class AzureQueue:
     def __init__(
         self,
         settings: StorageSettings,
-        timeouts: QueueTimeouts = BACKEND_TIMEOUTS,
+        timeouts: ClientTimeouts = BACKEND_TIMEOUTS,
         connections: int = DEFAULT_POOLSIZE,
     ):
         self.name = settings.queue_name
-        self._queue = _client(settings, settings.queue_name, timeouts, connections)
-        self._poison = _client(settings, settings.poison_queue_name, timeouts, connections)
+        self._queue = queue_client(settings, settings.queue_name, timeouts, connections)
+        self._poison = queue_client(settings, settings.poison_queue_name, timeouts, connections)
         self._created: set[str] = set()
 
     def _call(self, client: QueueClient, operation: Callable[[], T], on_message: bool = False) -> T:
@@ -209,7 +177,7 @@ class AzureQueue:
 
 def create_queue(
     settings: StorageSettings,
-    timeouts: QueueTimeouts = BACKEND_TIMEOUTS,
+    timeouts: ClientTimeouts = BACKEND_TIMEOUTS,
     connections: int = DEFAULT_POOLSIZE,
 ) -> AzureQueue:
     """Build the queue client and create the queues if they are missing (best effort)."""

@@ -6,9 +6,10 @@ from flask import Flask
 
 from common.azure_queue import FRONTEND_TIMEOUTS, AzureQueue
 from common.queue import MessageQueue
-from common.settings import FrontendSettings, environment, load_frontend_settings
+from common.settings import environment
 from frontend.batching import DirectSender, GroupCommitter, Sender
 from frontend.deadline import QUEUE_DEADLINE_S, DeadlineQueue
+from frontend.settings import FrontendSettings, load_frontend_settings
 from frontend.state import EXTENSION, FrontendState, LazyQueue
 from frontend.views import blueprint
 

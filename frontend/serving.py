@@ -11,14 +11,9 @@ from typing import Any
 from gunicorn.glogging import Logger
 
 from common.logs import JsonFormatter
-from common.settings import SettingsError, load_frontend_settings
+from frontend.settings import load_frontend_settings
 
 SERVICE = "frontend"
-# The frontend waits on the queue, not the CPU: a few processes with several threads each.
-DEFAULT_WORKERS = 2
-DEFAULT_THREADS = 8
-# Workers and threads per worker; more is a typo (each worker is a process).
-MAX_COUNT = 1024
 # Requests that `frontend.views` already logs in one line with everything the access line has.
 DELIVERY_LOGGED = frozenset({("POST", "/webhook")})
 
@@ -33,7 +28,9 @@ class ServerOptions:
 
 
 def server_options(env: Mapping[str, str]) -> ServerOptions:
-    """Read HOST, PORT, WEB_CONCURRENCY and GUNICORN_THREADS, checking all frontend settings.
+    """Where gunicorn listens and how many workers and threads it runs, from the settings.
+
+    Every frontend setting is checked here, in the master, before any worker forks.
 
     Raises:
         SettingsError: a frontend setting is missing or malformed (the message says which).
@@ -41,24 +38,8 @@ def server_options(env: Mapping[str, str]) -> ServerOptions:
     settings = load_frontend_settings(env)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     return ServerOptions(
-        bind=f"{host}:{settings.port}",
-        workers=_count(env, "WEB_CONCURRENCY", DEFAULT_WORKERS),
-        threads=_count(env, "GUNICORN_THREADS", DEFAULT_THREADS),
+        bind=f"{host}:{settings.port}", workers=settings.workers, threads=settings.threads
     )
-
-
-def _count(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        # isdecimal, not isdigit: "²" is a digit that int() refuses.
-        value = int(raw) if raw.isdecimal() else 0
-    except ValueError:  # more digits than int() converts
-        value = 0
-    if not 1 <= value <= MAX_COUNT:
-        raise SettingsError(f"{name} must be a whole number from 1 to {MAX_COUNT}, got {raw!r}")
-    return value
 
 
 class JsonGunicornLogger(Logger):  # type: ignore[misc]

@@ -11,8 +11,8 @@ from typing import Any
 from flask import current_app
 
 from common.queue import MessageQueue, QueueUnavailable
-from common.settings import FrontendSettings
 from frontend.batching import Sender
+from frontend.settings import FrontendSettings
 
 EXTENSION = "github_telemetry"
 

@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     """Send the demo day to a frontend and print the summary of what arrived."""
     from tools.report import format_report, summarize_expected, summarize_items  # noqa: I001
     from tools.devstack import local_secret, var_dir
-    from common.settings import environment, telemetry_file
+    from backend.settings import telemetry_file
+    from common.settings import environment
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--url", default="http://127.0.0.1:8080/webhook")

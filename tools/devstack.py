@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from common.settings import BACKEND_PREFIX, environment, lookup, telemetry_file
+from backend.settings import telemetry_file
+from common.settings import BACKEND_PREFIX, EnvReader, environment
 from tools.azurite import PROJECT_ROOT, Azurite
 
 STOP_TIMEOUT_S = 30.0
@@ -43,7 +44,8 @@ def local_secret(path: Path) -> str:
 
 def _has_storage(env: dict[str, str]) -> bool:
     names = ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_ACCOUNT_NAME")
-    return any(lookup(env, name, BACKEND_PREFIX) for name in names)
+    reader = EnvReader(env, BACKEND_PREFIX)
+    return any(reader.text(name) for name in names)
 
 
 def _stop(process: subprocess.Popen[bytes], name: str) -> None:
@@ -85,7 +87,7 @@ def main() -> int:
         env.setdefault("HOST", "127.0.0.1")
         env.setdefault("PYTHONUNBUFFERED", "1")
         sink = "Application Insights"
-        if not lookup(env, "APPLICATIONINSIGHTS_CONNECTION_STRING", BACKEND_PREFIX):
+        if not EnvReader(env, BACKEND_PREFIX).text("APPLICATIONINSIGHTS_CONNECTION_STRING"):
             sink = str(telemetry_file(env))
         frontend = [
             sys.executable,

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backend.settings import DEFAULT_TELEMETRY_FILE
 from backend.telemetry.results import result_of
-from common.settings import DEFAULT_TELEMETRY_FILE
 
 VERDICTS = frozenset({"success", "failure", "timeout", "error"})
 

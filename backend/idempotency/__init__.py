@@ -16,20 +16,18 @@ from backend.idempotency.ledger import (
     LedgerSettings,
     LedgerUnavailable,
     entity_of,
-    load_ledger_settings,
     owner_id,
     purge_if_due,
 )
 from backend.idempotency.memory import InMemoryLedger, NullLedger
+from backend.settings import load_ledger_settings
 
 if TYPE_CHECKING:
-    from backend.idempotency.client import LedgerTimeouts
     from backend.idempotency.factory import create_ledger, create_table_ledger
     from backend.idempotency.layout import claim_round_trips_bound
     from backend.idempotency.table import TableLedger
 
 _LAZY = {
-    "LedgerTimeouts": "backend.idempotency.client",
     "TableLedger": "backend.idempotency.table",
     "claim_round_trips_bound": "backend.idempotency.layout",
     "create_ledger": "backend.idempotency.factory",
@@ -51,7 +49,6 @@ __all__ = [
     "Ledger",
     "LedgerError",
     "LedgerSettings",
-    "LedgerTimeouts",
     "LedgerUnavailable",
     "NullLedger",
     "TableLedger",

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import logging
 
-from backend.idempotency.client import LedgerTimeouts
 from backend.idempotency.ledger import Ledger, LedgerSettings, LedgerUnavailable
 from backend.idempotency.memory import NullLedger
+from backend.idempotency.store import LEDGER_TIMEOUTS
 from backend.idempotency.table import TableLedger
+from common.azure_clients import ClientTimeouts
 from common.settings import StorageSettings
 
 log = logging.getLogger(__name__)
 
 
 def create_table_ledger(
-    storage: StorageSettings, settings: LedgerSettings, timeouts: LedgerTimeouts | None = None
+    storage: StorageSettings, settings: LedgerSettings, timeouts: ClientTimeouts = LEDGER_TIMEOUTS
 ) -> TableLedger:
     """Build the Table ledger and create its table if missing (best effort: calls create it too)."""
     ledger = TableLedger(storage, settings, timeouts)

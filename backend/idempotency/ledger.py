@@ -1,4 +1,4 @@
-"""The idempotency ledger: its interface, claim statuses, errors, key rules and settings."""
+"""The idempotency ledger: its interface, claim statuses, errors and key rules."""
 
 from __future__ import annotations
 
@@ -7,21 +7,13 @@ import os
 import re
 import socket
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from common.settings import (
-    BACKEND_PREFIX,
-    DEFAULT_VISIBILITY_TIMEOUT_S,
-    SettingsError,
-    flag,
-    integer,
-    lookup,
-    number,
-    visibility_timeout_s,
-)
+# Re-exported: the ledger's settings are read with the backend's, but belong to its interface.
+from backend.settings import LedgerSettings as LedgerSettings
 
 COMPLETED_ACTION = "completed"
 # The actions before `completed` that have telemetry, per event: what a completion supersedes.
@@ -30,17 +22,10 @@ LIFECYCLE_ACTIONS: dict[str, tuple[str, ...]] = {
     "workflow_job": ("queued", "waiting", "in_progress"),
     "workflow_run": ("requested", "in_progress"),
 }
-DEFAULT_TABLE_NAME = "githubtelemetryledger"
-# GitHub lets a delivery be redelivered for 3 days; keep a margin over that window.
-# https://docs.github.com/en/webhooks/testing-and-troubleshooting-webhooks/redelivering-webhooks
-MIN_RETENTION_H = 72
-DEFAULT_RETENTION_H = 7 * 24
-DEFAULT_PURGE_INTERVAL_S = 3600
 MAX_KEY_CHARS = 512
 # Characters Azure Tables refuses in a RowKey, plus control characters.
 # https://learn.microsoft.com/en-us/rest/api/storageservices/understanding-the-table-service-data-model
 _FORBIDDEN_KEY_CHARS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-_TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
 
 
 class ClaimStatus(enum.Enum):
@@ -106,27 +91,6 @@ class Ledger(Protocol):
 
     def claim_purge_turn(self, now: datetime, interval_s: float) -> bool:
         """True for exactly one caller per `interval_s` across all workers: it should purge."""
-
-
-@dataclass(frozen=True)
-class LedgerSettings:
-    """Where the ledger lives and how long claims and entries last."""
-
-    enabled: bool = True
-    table_name: str = DEFAULT_TABLE_NAME
-    lease_s: int = 2 * DEFAULT_VISIBILITY_TIMEOUT_S
-    retention_h: float = DEFAULT_RETENTION_H
-    purge_interval_s: int = DEFAULT_PURGE_INTERVAL_S
-
-    @property
-    def lease(self) -> timedelta:
-        """How long a claim protects a key from other owners."""
-        return timedelta(seconds=self.lease_s)
-
-    @property
-    def retention(self) -> timedelta:
-        """How long an entry is kept after its last change."""
-        return timedelta(hours=self.retention_h)
 
 
 def entity_of(key: str) -> str:
@@ -239,34 +203,3 @@ def purge_if_due(ledger: Ledger, settings: LedgerSettings, now: datetime) -> int
     if not ledger.claim_purge_turn(now, settings.purge_interval_s):
         return None
     return ledger.purge(now - settings.retention)
-
-
-def load_ledger_settings(env: Mapping[str, str]) -> LedgerSettings:
-    """Ledger settings; each `BACKEND_`-prefixed name wins over the unprefixed one."""
-    table_name = lookup(env, "LEDGER_TABLE_NAME", BACKEND_PREFIX) or DEFAULT_TABLE_NAME
-    if not _TABLE_NAME.match(table_name) or table_name.lower() == "tables":
-        raise SettingsError(
-            f"{BACKEND_PREFIX}LEDGER_TABLE_NAME must be 3-63 letters or digits starting with a "
-            f"letter, got {table_name!r}"
-        )
-    visibility_s = visibility_timeout_s(env)
-    lease_s = integer(env, "LEDGER_LEASE_SECONDS", BACKEND_PREFIX, 2 * visibility_s, 1)
-    if lease_s < visibility_s:
-        # A claim must outlive the message's invisibility, or a redelivered copy of an event
-        # could be claimed while the first worker is still exporting it.
-        raise SettingsError(
-            f"{BACKEND_PREFIX}LEDGER_LEASE_SECONDS ({lease_s}) must be at least "
-            f"{BACKEND_PREFIX}VISIBILITY_TIMEOUT_SECONDS ({visibility_s})"
-        )
-    retention_h = number(
-        env, "LEDGER_RETENTION_HOURS", BACKEND_PREFIX, DEFAULT_RETENTION_H, MIN_RETENTION_H
-    )
-    return LedgerSettings(
-        enabled=flag(env, "LEDGER_ENABLED", BACKEND_PREFIX, True),
-        table_name=table_name,
-        lease_s=lease_s,
-        retention_h=retention_h,
-        purge_interval_s=integer(
-            env, "LEDGER_PURGE_INTERVAL_SECONDS", BACKEND_PREFIX, DEFAULT_PURGE_INTERVAL_S, 60
-        ),
-    )

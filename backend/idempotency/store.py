@@ -17,15 +17,19 @@ from azure.core.exceptions import (
 from azure.data.tables import TableEntity
 
 from backend.idempotency.batch import Operation
-from backend.idempotency.client import LedgerTimeouts, table_client
 from backend.idempotency.ledger import LedgerUnavailable
 from backend.idempotency.transport import choose_transport
+from common.azure_clients import ClientTimeouts, table_client
 from common.azure_queue import error_code
 from common.settings import StorageSettings
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# How long one ledger call may take: socket timeouts and SDK retries.
+LEDGER_TIMEOUTS = ClientTimeouts(
+    connection_timeout_s=5.0, read_timeout_s=10.0, retries=2, retry_backoff_s=0.5
+)
 
 
 class Conflict(Exception):
@@ -50,16 +54,14 @@ class TableStore:
         self,
         storage: StorageSettings,
         table_name: str,
-        timeouts: LedgerTimeouts | None = None,
+        timeouts: ClientTimeouts = LEDGER_TIMEOUTS,
         *,
         fast_transactions: bool = True,
     ) -> None:
         self.table_name = table_name
         self.round_trips = 0
         self._lock = threading.Lock()
-        self._client = table_client(
-            storage, self.table_name, timeouts or LedgerTimeouts(), self._count
-        )
+        self._client = table_client(storage, self.table_name, timeouts, self._count)
         self._transport = choose_transport(self._client, prefer_fast=fast_transactions)
 
     def _count(self, _response: Any) -> None:

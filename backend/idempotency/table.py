@@ -10,7 +10,6 @@ from typing import TypeVar
 from azure.data.tables import TableEntity
 
 from backend.idempotency.batch import Operation
-from backend.idempotency.client import LedgerTimeouts
 from backend.idempotency.held import HeldEtags
 from backend.idempotency.layout import (
     MAX_TRANSACTION_OPERATIONS,
@@ -47,8 +46,9 @@ from backend.idempotency.ledger import (
     lifecycle_keys,
     needs_done_write,
 )
-from backend.idempotency.store import Conflict, TableStore
+from backend.idempotency.store import LEDGER_TIMEOUTS, Conflict, TableStore
 from backend.threadpool import ThreadPool
+from common.azure_clients import ClientTimeouts
 from common.settings import StorageSettings
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class TableLedger(TableStore):
         self,
         storage: StorageSettings,
         settings: LedgerSettings | None = None,
-        timeouts: LedgerTimeouts | None = None,
+        timeouts: ClientTimeouts = LEDGER_TIMEOUTS,
         concurrency: int = PARTITION_COUNT,
         *,
         fast_transactions: bool = True,

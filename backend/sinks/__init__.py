@@ -6,8 +6,8 @@ import logging
 import os
 from collections.abc import MutableMapping
 
+from backend.settings import BackendSettings
 from backend.sinks.base import ExportResult, Rejection, TelemetrySink
-from common.settings import BackendSettings
 
 log = logging.getLogger(__name__)
 

@@ -188,7 +188,7 @@ def test_build_sink_picks_app_insights_only_with_a_connection_string(
 ) -> None:
     from pathlib import Path
 
-    from common.settings import load_backend_settings
+    from backend.settings import load_backend_settings
 
     monkeypatch.setenv("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "true")
     base = {"AZURE_STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true"}

@@ -9,8 +9,8 @@ import pytest
 
 from backend.pool import RESTART_DELAY_CAP_S, STABLE_AFTER_S, Slot, Supervisor
 from backend.process import EXIT_CONFIG
+from backend.settings import load_backend_settings
 from backend.shutdown import Stopper
-from common.settings import load_backend_settings
 
 SETTINGS = load_backend_settings({"AZURE_STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true"})
 

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from common.azure_queue import AzureQueue, QueueTimeouts
+from common.azure_clients import ClientTimeouts
+from common.azure_queue import AzureQueue
 from common.queue import QueueUnavailable
 from common.settings import StorageSettings
 from tests.storage_server import OK, TRICKLE, TRICKLE_INTERVAL_S, storage_server
@@ -17,7 +18,7 @@ CALLS_EACH = 5
 
 
 def test_the_read_timeout_bounds_a_call_whose_answer_is_late() -> None:
-    timeouts = QueueTimeouts(connection_timeout_s=1.0, read_timeout_s=0.2, retries=0)
+    timeouts = ClientTimeouts(connection_timeout_s=1.0, read_timeout_s=0.2, retries=0)
     with storage_server(TRICKLE) as server:
         queue = AzureQueue(StorageSettings(server.connection_string, None, "hooks"), timeouts)
 

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from common.azure_queue import AzureQueue, QueueTimeouts, create_queue
+from common.azure_clients import ClientTimeouts
+from common.azure_queue import AzureQueue, create_queue
 from common.memory_queue import InMemoryQueue
 from common.queue import (
     MessageGone,
@@ -192,7 +193,7 @@ def test_queue_is_created_on_first_send_when_missing(azurite: Azurite) -> None:
 @pytest.mark.azurite
 def test_stopped_azurite_is_unavailable_within_the_bound(private_azurite: Azurite) -> None:
     settings = StorageSettings(private_azurite.connection_string, None, unique_queue_name())
-    queue = create_queue(settings, QueueTimeouts(connection_timeout_s=1, read_timeout_s=1))
+    queue = create_queue(settings, ClientTimeouts(connection_timeout_s=1, read_timeout_s=1))
     queue.send("before")
     private_azurite.stop()
 

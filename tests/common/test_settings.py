@@ -6,18 +6,16 @@ from pathlib import Path
 
 import pytest
 
+from backend.settings import BackendSettings, LedgerSettings, load_backend_settings
 from common.settings import (
     DEFAULT_QUEUE_NAME,
-    BackendSettings,
-    FrontendSettings,
     SettingsError,
     StorageSettings,
     environment,
-    load_backend_settings,
-    load_frontend_settings,
     load_storage_settings,
     read_dotenv,
 )
+from frontend.settings import FrontendSettings, load_frontend_settings
 
 AZURITE = "UseDevelopmentStorage=true"
 
@@ -154,6 +152,7 @@ def test_backend_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
         worker_processes=6,
         max_dequeue_count=5,
         telemetry_file=Path("var") / "telemetry.jsonl",
+        ledger=LedgerSettings(),
     )
 
 

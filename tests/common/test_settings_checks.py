@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from common.settings import SettingsError, load_backend_settings, load_storage_settings
+from backend.settings import load_backend_settings
+from common.settings import SettingsError, load_storage_settings
 from tools.azurite import ACCOUNT_KEY
 
 KEYED = f"AccountName=telemetry;AccountKey={ACCOUNT_KEY}"

@@ -6,12 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from common.settings import (
-    SettingsError,
-    load_backend_settings,
-    load_frontend_settings,
-    read_dotenv,
-)
+from backend.settings import load_backend_settings
+from common.settings import SettingsError, read_dotenv
+from frontend.settings import load_frontend_settings
 
 FRONTEND = {
     "GITHUB_WEBHOOK_SECRET": "s",
@@ -69,7 +66,6 @@ def test_read_dotenv_drops_inline_comments(tmp_path: Path) -> None:
         "QUOTED_HASH='a # b'\n"
         "HASH_IN_VALUE=abc#def\n"
         "SINGLE='x'  #note\n"
-        'ODD="a"b"\n'
         "ONLY_COMMENT= # nothing\n",
         encoding="utf-8",
     )
@@ -80,6 +76,22 @@ def test_read_dotenv_drops_inline_comments(tmp_path: Path) -> None:
         "QUOTED_HASH": "a # b",
         "HASH_IN_VALUE": "abc#def",
         "SINGLE": "x",
-        "ODD": 'a"b',
         "ONLY_COMMENT": "",
     }
+
+
+def test_read_dotenv_skips_a_line_it_cannot_parse_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text('BEFORE=1\nODD="a"b"\nAFTER=2\n', encoding="utf-8")
+
+    assert read_dotenv(dotenv) == {"BEFORE": "1", "AFTER": "2"}
+    assert "line 2" in caplog.text
+
+
+def test_read_dotenv_keeps_dollar_signs_as_written(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("HOME_COPY=${HOME}\nSECRET=pa$$word\n", encoding="utf-8")
+
+    assert read_dotenv(dotenv) == {"HOME_COPY": "${HOME}", "SECRET": "pa$$word"}

@@ -9,7 +9,8 @@ from typing import Any
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from common.settings import FrontendSettings, StorageSettings
+from common.settings import StorageSettings
+from frontend.settings import FrontendSettings
 from frontend.signature import sign
 from tools.payloads import DELIVERY_ID, ORG_ID, workflow_run_payload
 

@@ -19,7 +19,6 @@ from pytest_mock import MockerFixture
 from backend.idempotency import (
     ClaimStatus,
     LedgerSettings,
-    LedgerTimeouts,
     LedgerUnavailable,
     NullLedger,
     TableLedger,
@@ -28,6 +27,7 @@ from backend.idempotency import (
     create_table_ledger,
 )
 from backend.idempotency.layout import PARTITION_COUNT, partition_of
+from common.azure_clients import ClientTimeouts
 from common.settings import StorageSettings
 from tests.idempotency.conftest import LEASE_S, T0, table_ledger, unique_table_name
 from tools.azurite import ACCOUNT_KEY, Azurite
@@ -40,7 +40,7 @@ CLAIMED, DONE, BUSY, SUPERSEDED = (
     ClaimStatus.BUSY,
     ClaimStatus.SUPERSEDED,
 )
-FAST = LedgerTimeouts(connection_timeout_s=1, read_timeout_s=1, retries=1, retry_backoff_s=0.1)
+FAST = ClientTimeouts(connection_timeout_s=1, read_timeout_s=1, retries=1, retry_backoff_s=0.1)
 
 
 @pytest.fixture

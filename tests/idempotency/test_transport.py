@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -13,9 +14,10 @@ from azure.data.tables import TableClient, UpdateMode
 from pytest_mock import MockerFixture
 
 from backend.idempotency.batch import Operation, TransactionFailed
-from backend.idempotency.client import LedgerTimeouts, table_client
 from backend.idempotency.layout import delete_op, replace_op
+from backend.idempotency.store import LEDGER_TIMEOUTS
 from backend.idempotency.transport import BatchTransport, SdkTransport
+from common.azure_clients import ClientTimeouts, table_client
 from common.azure_queue import error_code
 from common.settings import StorageSettings
 from tests.idempotency.conftest import unique_table_name
@@ -50,7 +52,7 @@ def responses() -> list[Any]:
 
 def azurite_client(azurite: Azurite, responses: list[Any], table_name: str) -> TableClient:
     storage = StorageSettings(azurite.connection_string, None, "unused")
-    return table_client(storage, table_name, LedgerTimeouts(), responses.append)
+    return table_client(storage, table_name, LEDGER_TIMEOUTS, responses.append)
 
 
 @pytest.fixture
@@ -228,7 +230,7 @@ def test_a_refused_batch_fails_with_no_index(azurite: Azurite, transport: Transp
     )
 
     with (
-        table_client(storage, TABLE, LedgerTimeouts(retries=0), lambda _: None) as client,
+        table_client(storage, TABLE, replace(LEDGER_TIMEOUTS, retries=0), lambda _: None) as client,
         pytest.raises(TransactionFailed) as caught,
     ):
         transport(client).submit([("create", row(), {})])
@@ -265,7 +267,7 @@ def test_operations_the_table_cannot_take_are_refused_before_sending(
     client = table_client(
         StorageSettings(closed_endpoint(free_port()), None, "unused"),
         TABLE,
-        LedgerTimeouts(),
+        LEDGER_TIMEOUTS,
         sent.append,
     )
 
@@ -276,7 +278,7 @@ def test_operations_the_table_cannot_take_are_refused_before_sending(
 
 def test_an_unreachable_endpoint_raises_the_pipeline_error(transport: Transport) -> None:
     storage = StorageSettings(closed_endpoint(free_port()), None, "unused")
-    timeouts = LedgerTimeouts(connection_timeout_s=0.5, read_timeout_s=0.5, retries=0)
+    timeouts = ClientTimeouts(connection_timeout_s=0.5, read_timeout_s=0.5, retries=0)
 
     with (
         table_client(storage, TABLE, timeouts, lambda _: None) as client,

@@ -1,0 +1,154 @@
+"""Settings of the backend worker pool and its idempotency ledger, read once at start.
+
+Each name is read as `BACKEND_<NAME>` first, then `<NAME>`, so one `.env` serves both services.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from marshmallow import ValidationError
+
+from common.settings import (
+    BACKEND_PREFIX,
+    EnvReader,
+    SettingsError,
+    StorageSettings,
+    read_storage,
+)
+
+# The queue hands out at most 32 messages per receive.
+# https://learn.microsoft.com/en-us/rest/api/storageservices/get-messages
+MAX_MESSAGES_PER_BATCH = 32
+# A longer sleep after an empty receive is a typo, not a setting.
+MAX_POLL_INTERVAL_S = 3600.0
+# Azure hides a received message for at most 7 days.
+MAX_VISIBILITY_TIMEOUT_S = 7 * 24 * 3600
+DEFAULT_VISIBILITY_TIMEOUT_S = 300
+# Where the local JSONL sink writes when no Application Insights connection string is set.
+DEFAULT_TELEMETRY_FILE = Path("var") / "telemetry.jsonl"
+
+DEFAULT_TABLE_NAME = "githubtelemetryledger"
+# GitHub lets a delivery be redelivered for 3 days; keep a margin over that window.
+# https://docs.github.com/en/webhooks/testing-and-troubleshooting-webhooks/redelivering-webhooks
+MIN_RETENTION_H = 72
+DEFAULT_RETENTION_H = 7 * 24
+DEFAULT_PURGE_INTERVAL_S = 3600
+MIN_PURGE_INTERVAL_S = 60
+# Azure table names: 3-63 letters or digits, starting with a letter; "tables" is reserved.
+# https://learn.microsoft.com/en-us/rest/api/storageservices/understanding-the-table-service-data-model
+_TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")
+
+
+@dataclass(frozen=True)
+class LedgerSettings:
+    """Where the ledger lives and how long claims and entries last."""
+
+    enabled: bool = True
+    table_name: str = DEFAULT_TABLE_NAME
+    lease_s: int = 2 * DEFAULT_VISIBILITY_TIMEOUT_S
+    retention_h: float = DEFAULT_RETENTION_H
+    purge_interval_s: int = DEFAULT_PURGE_INTERVAL_S
+
+    @property
+    def lease(self) -> timedelta:
+        """How long a claim protects a key from other owners."""
+        return timedelta(seconds=self.lease_s)
+
+    @property
+    def retention(self) -> timedelta:
+        """How long an entry is kept after its last change."""
+        return timedelta(hours=self.retention_h)
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    """Settings of the backend worker pool."""
+
+    storage: StorageSettings
+    appinsights_connection_string: str | None
+    poll_interval_s: float
+    max_messages_per_batch: int
+    visibility_timeout_s: int
+    worker_processes: int
+    max_dequeue_count: int
+    telemetry_file: Path
+    ledger: LedgerSettings
+
+
+def _check_table_name(value: str) -> None:
+    if not _TABLE_NAME.fullmatch(value) or value.lower() == "tables":
+        raise ValidationError(
+            f"must be 3-63 letters or digits starting with a letter, got {value!r}"
+        )
+
+
+def _visibility_timeout_s(reader: EnvReader) -> int:
+    """How long a received message stays hidden: 1 s to Azure's 7-day maximum, 300 by default."""
+    return reader.integer(
+        "VISIBILITY_TIMEOUT_SECONDS", DEFAULT_VISIBILITY_TIMEOUT_S, 1, MAX_VISIBILITY_TIMEOUT_S
+    )
+
+
+def _ledger(reader: EnvReader, visibility_timeout_s: int) -> LedgerSettings:
+    """The ledger's settings; its lease defaults to twice the visibility timeout."""
+    table_name = reader.text("LEDGER_TABLE_NAME", _check_table_name) or DEFAULT_TABLE_NAME
+    lease_s = reader.integer("LEDGER_LEASE_SECONDS", 2 * visibility_timeout_s, 1)
+    if lease_s < visibility_timeout_s:
+        # A claim must outlive the message's invisibility, or a redelivered copy of an event
+        # could be claimed while the first worker is still exporting it.
+        raise SettingsError(
+            f"{reader.name('LEDGER_LEASE_SECONDS')} ({lease_s}) must be at least "
+            f"{reader.name('VISIBILITY_TIMEOUT_SECONDS')} ({visibility_timeout_s})"
+        )
+    retention_h = reader.number("LEDGER_RETENTION_HOURS", DEFAULT_RETENTION_H, MIN_RETENTION_H)
+    return LedgerSettings(
+        enabled=reader.flag("LEDGER_ENABLED", True),
+        table_name=table_name,
+        lease_s=lease_s,
+        retention_h=retention_h,
+        purge_interval_s=reader.integer(
+            "LEDGER_PURGE_INTERVAL_SECONDS", DEFAULT_PURGE_INTERVAL_S, MIN_PURGE_INTERVAL_S
+        ),
+    )
+
+
+def load_ledger_settings(env: Mapping[str, str]) -> LedgerSettings:
+    """The ledger's part of the backend settings alone."""
+    reader = EnvReader(env, BACKEND_PREFIX)
+    return _ledger(reader, _visibility_timeout_s(reader))
+
+
+def telemetry_file(env: Mapping[str, str]) -> Path:
+    """The local sink's file: `BACKEND_TELEMETRY_FILE`, else `TELEMETRY_FILE`, else `var/`."""
+    return EnvReader(env, BACKEND_PREFIX).path("TELEMETRY_FILE", DEFAULT_TELEMETRY_FILE)
+
+
+def load_backend_settings(env: Mapping[str, str]) -> BackendSettings:
+    """Backend settings, the ledger's included.
+
+    Raises:
+        SettingsError: a setting is missing or malformed; the message names it.
+    """
+    reader = EnvReader(env, BACKEND_PREFIX)
+    storage = read_storage(reader)
+    appinsights_connection_string = reader.text("APPLICATIONINSIGHTS_CONNECTION_STRING")
+    poll_interval_s = reader.number("POLL_INTERVAL_SECONDS", 5.0, 0.0, MAX_POLL_INTERVAL_S)
+    batch = reader.integer("MAX_MESSAGES_PER_BATCH", MAX_MESSAGES_PER_BATCH, 1)
+    visibility_timeout_s = _visibility_timeout_s(reader)
+    return BackendSettings(
+        storage=storage,
+        appinsights_connection_string=appinsights_connection_string,
+        poll_interval_s=poll_interval_s,
+        max_messages_per_batch=min(batch, MAX_MESSAGES_PER_BATCH),
+        visibility_timeout_s=visibility_timeout_s,
+        worker_processes=reader.integer("WORKER_PROCESSES", os.cpu_count() or 1, 1),
+        max_dequeue_count=reader.integer("MAX_DEQUEUE_COUNT", 5, 1),
+        telemetry_file=reader.path("TELEMETRY_FILE", DEFAULT_TELEMETRY_FILE),
+        ledger=_ledger(reader, visibility_timeout_s),
+    )

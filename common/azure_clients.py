@@ -1,0 +1,98 @@
+"""The Azure Storage clients the services build: one credential choice, endpoints, time bounds.
+
+A connection string (Azurite, account keys) wins; without one, the account name and
+`DefaultAzureCredential` (a managed identity in Azure) reach the account's public endpoints.
+Every client gets its socket timeouts through `common.http`'s transport and a bounded retry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from azure.storage.queue import LinearRetry, QueueClient
+from requests.adapters import DEFAULT_POOLSIZE
+
+from common.http import transport
+from common.settings import StorageSettings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from azure.data.tables import TableClient
+
+Client = TypeVar("Client", "QueueClient", "TableClient")
+
+
+@dataclass(frozen=True)
+class ClientTimeouts:
+    """How long one storage call may take: socket timeouts and SDK retries."""
+
+    connection_timeout_s: float
+    read_timeout_s: float
+    retries: int = 1
+    retry_backoff_s: float = 0.0
+
+
+def endpoint(account_name: str | None, service: str) -> str:
+    """The public-cloud URL of an account's `queue` or `table` service."""
+    return f"https://{account_name}.{service}.core.windows.net"
+
+
+def _build(
+    client_class: type[Client],
+    storage: StorageSettings,
+    service: str,
+    name: str,
+    options: dict[str, Any],
+) -> Client:
+    """The client on `name`: by connection string when there is one, else by Entra ID."""
+    if storage.connection_string:
+        return client_class.from_connection_string(storage.connection_string, name, **options)
+    from azure.identity import DefaultAzureCredential  # only needed without a connection string
+
+    credential = DefaultAzureCredential()
+    return client_class(
+        endpoint(storage.account_name, service), name, credential=credential, **options
+    )
+
+
+def queue_client(
+    storage: StorageSettings,
+    queue_name: str,
+    timeouts: ClientTimeouts,
+    connections: int = DEFAULT_POOLSIZE,
+) -> QueueClient:
+    """A queue client bounded by `timeouts`, keeping up to `connections` connections open."""
+    options: dict[str, Any] = {
+        "transport": transport(timeouts.connection_timeout_s, timeouts.read_timeout_s, connections),
+        # The storage SDK's own retry policy: fixed waits, no jitter.
+        "retry_policy": LinearRetry(
+            # Typed as whole seconds, used as any number of seconds.
+            backoff=timeouts.retry_backoff_s,  # type: ignore[arg-type]
+            retry_total=timeouts.retries,
+            random_jitter_range=0,
+        ),
+    }
+    return _build(QueueClient, storage, "queue", queue_name, options)
+
+
+def table_client(
+    storage: StorageSettings,
+    table_name: str,
+    timeouts: ClientTimeouts,
+    hook: Callable[[Any], None],
+) -> TableClient:
+    """A table client bounded by `timeouts` that reports every response to `hook`."""
+    # Imported here: azure-data-tables is the backend's alone; the frontend image lacks it.
+    from azure.core.pipeline.policies import RetryMode
+    from azure.data.tables import TableClient
+
+    options: dict[str, Any] = {
+        "transport": transport(timeouts.connection_timeout_s, timeouts.read_timeout_s),
+        "retry_total": timeouts.retries,
+        "retry_backoff_factor": timeouts.retry_backoff_s,
+        "retry_mode": RetryMode.Fixed,
+        "raw_response_hook": hook,
+    }
+    return _build(TableClient, storage, "table", table_name, options)

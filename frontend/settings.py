@@ -1,0 +1,52 @@
+"""Settings of the webhook frontend and its gunicorn server, read once at start."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from common.settings import EnvReader, SettingsError, StorageSettings, read_storage
+
+MAX_PORT = 65535
+# The frontend waits on the queue, not the CPU: a few processes with several threads each.
+DEFAULT_WORKERS = 2
+DEFAULT_THREADS = 8
+# Workers and threads per worker; more is a typo (each worker is a process).
+MAX_COUNT = 1024
+
+
+@dataclass(frozen=True)
+class FrontendSettings:
+    """Settings of the webhook frontend."""
+
+    host: str
+    port: int
+    webhook_secrets: tuple[str, ...]
+    storage: StorageSettings
+    packing: bool = True  # deliveries arriving during a send share the next queue message
+    workers: int = DEFAULT_WORKERS  # gunicorn's WEB_CONCURRENCY
+    threads: int = DEFAULT_THREADS  # gunicorn's threads per worker
+
+
+def load_frontend_settings(env: Mapping[str, str]) -> FrontendSettings:
+    """Frontend settings; refuses to build without a webhook secret.
+
+    Raises:
+        SettingsError: a setting is missing or malformed; the message names it.
+    """
+    reader = EnvReader(env)
+    secrets = reader.texts("GITHUB_WEBHOOK_SECRET")
+    if not secrets:
+        raise SettingsError(
+            "GITHUB_WEBHOOK_SECRET is not set: set it to the secret configured on the GitHub "
+            "webhook (several secrets, comma-separated, are all accepted during a rotation)"
+        )
+    return FrontendSettings(
+        host=reader.text("HOST") or "0.0.0.0",
+        port=reader.integer("PORT", 8080, 1, MAX_PORT),
+        webhook_secrets=secrets,
+        storage=read_storage(reader),
+        packing=reader.flag("FRONTEND_PACKING", True),
+        workers=reader.count("WEB_CONCURRENCY", DEFAULT_WORKERS, MAX_COUNT),
+        threads=reader.count("GUNICORN_THREADS", DEFAULT_THREADS, MAX_COUNT),
+    )
