@@ -1,36 +1,30 @@
-"""The worker loop: receive a batch, process it, settle each message, heartbeat; repeat."""
+"""The worker loop: receive a batch, process it, settle each message, heartbeat; repeat.
+
+Settling the messages lives in `backend.settler`, keeping a held batch invisible in
+`backend.visibility`; the loop and holding a batch through an outage live here.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from backend.backoff import Backoff
-from backend.outcome import Outcome, TransientError, Verdict
-from backend.parcel import Action, Job, Parcel, Settlement, settlement
+from backend.outcome import Outcome, TransientError
+from backend.parcel import Parcel
 from backend.processor import LedgerDown, Processor
 from backend.settings import BackendSettings
+from backend.settler import Settler
 from backend.shutdown import StopNow, Stopper
-from backend.threadpool import Running, ThreadPool
-from common.envelope import utc_now
-from common.queue import (
-    MessageGone,
-    MessageQueue,
-    QueueError,
-    QueueMessage,
-    poison_record,
-)
+from backend.visibility import VisibilityKeeper
+from common.queue import MessageQueue, QueueError, QueueMessage
 
 log = logging.getLogger(__name__)
 
-UNDECIDED = Verdict(Outcome.RETRY, "not decided before stopping")
-# After a failed visibility extension, try again this soon (at most a quarter of the interval).
-EXTEND_RETRY_S = 5.0
 # The messages of a batch are settled side by side on this many threads. A settle is one or two
 # queue calls, each ~2 ms of client CPU (the SDK pipeline, under the GIL) plus a round trip of a
 # few ms within an Azure region: about 4 threads keep that CPU busy, 8 also cover slower round
@@ -68,11 +62,6 @@ class WorkerConfig:
             sink_backoff_cap_s=sink_cap_s,
         )
 
-    @property
-    def extend_after_s(self) -> float:
-        """Extend a held message's visibility once half of it has passed."""
-        return self.visibility_timeout_s / 2.0
-
 
 class Worker:
     """Drains the queue in batches and settles every message with exactly one outcome.
@@ -95,17 +84,20 @@ class Worker:
         self.processor = processor
         self.config = config
         self.stopper = stopper or Stopper()
-        self.counts: Counter[Outcome] = Counter()
-        self._settled_lock = threading.Lock()  # settles run on the pool's threads
-        self._settlers = ThreadPool(SETTLE_THREADS, "settle")
-        # The last batch's settles, still running while the next batch is received.
-        self._settling: tuple[list[Parcel], Running] | None = None
+        self.settler = Settler(queue, SETTLE_THREADS)
         self._clock = clock
         self._sleep = sleep or self.stopper.wait
+        self.visibility = VisibilityKeeper(
+            queue, config.visibility_timeout_s, clock, self._sleep, lambda: self.stopper.requested
+        )
         self._parent_pid = parent_pid
         self._queue_backoff = Backoff(config.queue_backoff_initial_s, config.queue_backoff_cap_s)
         self._last_heartbeat = clock()
-        self._extended_at = clock()
+
+    @property
+    def counts(self) -> Counter[Outcome]:
+        """How many envelopes were settled with each outcome."""
+        return self.settler.counts
 
     def work(self, burst: bool = False) -> None:
         """Run until a stop is requested; in `burst` mode, return once the queue is empty."""
@@ -116,7 +108,7 @@ class Worker:
                 if batch:
                     self.process_batch(batch)
                 elif batch is not None:
-                    self.finish_settling()
+                    self.settler.finish()
                     if burst:
                         break
                     self.idle()
@@ -125,13 +117,13 @@ class Worker:
         except BaseException:
             # A forced stop (or a bug) unwinds at once: the settles not started are dropped
             # (their messages reappear), only the requests already in flight are waited for.
-            self.drop_settling()
+            self.settler.drop()
             raise
         finally:
             try:
-                self.finish_settling()
+                self.settler.finish()
             finally:
-                self._settlers.close()
+                self.settler.close()
         log.info("worker %d stopped: %s", os.getpid(), dict(self._summary()))
 
     def should_stop(self) -> bool:
@@ -178,10 +170,10 @@ class Worker:
     def process_batch(self, messages: Sequence[QueueMessage]) -> None:
         """Decide every envelope of the batch and settle each message, whatever happens.
 
-        The settles run on while the next batch is received and decided (`finish_settling`
+        The settles run on while the next batch is received and decided (`Settler.finish`
         waits for them): the queue's deletes and the next batch's work overlap.
         """
-        self._extended_at = self._clock()
+        self.visibility.received()
         parcels: list[Parcel] = []
         forced = False
         try:
@@ -193,9 +185,9 @@ class Worker:
         finally:
             if forced:
                 for parcel in parcels:
-                    self.settle(parcel, touch_queue=False)
+                    self.settler.settle(parcel, touch_queue=False)
             else:
-                self.start_settling(parcels, release=self.stopper.requested)
+                self.settler.start(parcels, release=self.stopper.requested)
 
     def export_until_decided(self, parcels: list[Parcel]) -> None:
         """Advance the jobs until each has a verdict, holding the batch through an outage.
@@ -207,9 +199,9 @@ class Worker:
         failing = ""  # "sink" or "ledger": what the current hold waits for
         jobs = [job for parcel in parcels for job in parcel.jobs]
         while True:
-            self.keep_alive(parcels)
+            self.visibility.keep_alive(parcels)
             try:
-                self.processor.advance(jobs, self._send_member_poison)
+                self.processor.advance(jobs, self.settler.send_member_poison)
             except TransientError as error:
                 hint = error.retry_after_s
                 detail = str(error)
@@ -222,7 +214,7 @@ class Worker:
                         backoff.failures,
                     )
                 return
-            held = [job for job in jobs if job.verdict is None]
+            held = [job for job in jobs if not job.is_decided]
             if cause != failing:
                 what = "export failed" if cause == "sink" else "ledger unavailable"
                 log.warning(
@@ -233,181 +225,11 @@ class Worker:
                     ", ".join(job.label for job in held),
                 )
                 failing = cause
-            self.settle_all([parcel for parcel in parcels if parcel.decided])
-            if self.sleep_keeping_alive(backoff.next_delay_s(hint or 0.0), parcels):
+            self.settler.settle_all([parcel for parcel in parcels if parcel.decided])
+            if self.visibility.sleep(backoff.next_delay_s(hint or 0.0), parcels):
                 log.info("stop requested while holding %d messages: releasing them", len(held))
                 self.processor.release(held)
                 return
-
-    def sleep_keeping_alive(self, seconds: float, parcels: list[Parcel]) -> bool:
-        """Sleep `seconds`, waking to extend the messages' visibility in time; True if stopping."""
-        deadline = self._clock() + seconds
-        while True:
-            remaining = deadline - self._clock()
-            if remaining <= 0:
-                return self.stopper.requested
-            next_extension = self._extended_at + self.config.extend_after_s - self._clock()
-            if self._sleep(max(min(remaining, next_extension), 0.0)):
-                return True
-            self.keep_alive(parcels)
-
-    def keep_alive(self, parcels: Sequence[Parcel]) -> None:
-        """Extend the visibility of unsettled messages once half the timeout has passed.
-
-        The time is recorded only once every extension succeeded; after a failure the next
-        try comes EXTEND_RETRY_S later, not another half timeout (when the message is visible).
-        """
-        if self._clock() - self._extended_at < self.config.extend_after_s:
-            return
-        failed = False
-        for parcel in parcels:
-            if parcel.settled:
-                continue
-            message = parcel.message
-            try:
-                parcel.message = self.queue.extend(message, self.config.visibility_timeout_s)
-            except MessageGone:
-                log.warning("message %s: lease lost before it could be extended", message.id)
-            except QueueError as error:
-                failed = True
-                log.warning("message %s: could not extend visibility: %s", message.id, error)
-        if not failed:
-            self._extended_at = self._clock()
-        else:
-            retry_s = min(EXTEND_RETRY_S, self.config.extend_after_s / 4.0)
-            self._extended_at = self._clock() - self.config.extend_after_s + retry_s
-
-    def settle_all(self, parcels: Sequence[Parcel], release: bool = False) -> None:
-        """Settle the messages side by side; all of them are settled when this returns."""
-        self.start_settling(parcels, release)
-        self.finish_settling()
-
-    def start_settling(self, parcels: Sequence[Parcel], release: bool = False) -> None:
-        """Start settling the messages side by side, once the batch before is all settled."""
-        self.finish_settling()
-        pending = [parcel for parcel in parcels if not parcel.settled]
-
-        def settle_one(parcel: Parcel) -> None:
-            self.settle(parcel, release=release)
-
-        self._settling = (pending, self._settlers.start_all(settle_one, pending))
-
-    def drop_settling(self) -> None:
-        """Cancel the settles not started yet and wait for those running."""
-        if self._settling is not None:
-            _pending, running = self._settling
-            self._settling = None
-            running.cancel_and_wait()
-
-    def finish_settling(self) -> None:
-        """Wait until the messages being settled are all settled."""
-        if self._settling is None:
-            return
-        pending, running = self._settling
-        self._settling = None
-        for parcel, error in zip(pending, running.wait(), strict=True):
-            if error is not None:
-                # settle catches the errors of the queue calls; this is a bug in settle itself,
-                # logged here so that it is neither lost on a thread nor the end of the loop.
-                log.error(
-                    "message %s: settling failed unexpectedly",
-                    parcel.message.id,
-                    exc_info=error,
-                    extra={"message_id": parcel.message.id},
-                )
-
-    def settle(self, parcel: Parcel, touch_queue: bool = True, release: bool = False) -> None:
-        """Apply the verdicts to the message once: delete, dead-letter, hide, release or leave.
-
-        Only a message held through an outage is released; a mapping failure waits out its
-        visibility timeout so a bug does not spin.
-        """
-        with self._settled_lock:
-            if parcel.settled:
-                return
-            parcel.settled = True
-            for job in parcel.jobs:
-                self.counts[(job.verdict or UNDECIDED).outcome] += 1
-        plan = settlement(parcel, stopping=release)
-        message = parcel.message
-        fields = {"message_id": message.id, "action": plan.action.value}
-        try:
-            if touch_queue:
-                self._apply(parcel, plan)
-        except MessageGone:
-            log.warning(
-                "message %s: %s, but its lease had expired (another worker may process it again)",
-                message.id,
-                plan.action.value,
-                extra=fields,
-            )
-            return
-        except QueueError as error:
-            log.error(
-                "message %s: could not %s (%s); it reappears when its visibility ends",
-                message.id,
-                plan.action.value,
-                error,
-                extra=fields,
-            )
-            return
-        except Exception:
-            # A bug while settling one message must not end the loop or the batch's settling.
-            log.exception(
-                "message %s: settling (%s) failed unexpectedly; it reappears when its "
-                "visibility ends",
-                message.id,
-                plan.action.value,
-                extra=fields,
-            )
-            return
-        for job in parcel.jobs:
-            self._log_outcome(job)
-
-    def _apply(self, parcel: Parcel, plan: Settlement) -> None:
-        message = parcel.message
-        if plan.action is Action.DELETE:
-            # Copy first, delete second: a crash in between leaves a duplicate, never a loss.
-            for job in plan.poisoned:
-                if not job.poison_sent:
-                    self._send_member_poison(job, (job.verdict or UNDECIDED).reason)
-            self.queue.delete(message)
-        elif plan.action is Action.DEAD_LETTER:
-            self.queue.dead_letter(message, plan.reason)
-        elif plan.action is Action.HIDE and plan.hide_for_s is not None:
-            # Another worker holds an event: keep this copy out of sight until that claim
-            # can have expired, so it neither spins nor climbs towards poison.
-            parcel.message = self.queue.extend(message, plan.hide_for_s)
-        elif plan.action is Action.RELEASE:
-            self.queue.release(message)
-
-    def _send_member_poison(self, job: Job, reason: str) -> None:
-        """Put the poison record of one envelope of a pack, holding that envelope alone."""
-        member = job.member
-        assert member is not None
-        place = (member.index, member.count, member.text())
-        record = poison_record(job.message, reason, self.queue.name, utc_now(), place)
-        self.queue.send_poison(record)
-        job.poison_sent = True
-
-    def _log_outcome(self, job: Job) -> None:
-        verdict = job.verdict or UNDECIDED
-        fields = {
-            "message_id": job.message.id,
-            "delivery_id": job.delivery_id,
-            "outcome": verdict.outcome.value,
-            "dequeue_count": job.message.dequeue_count,
-        }
-        if job.member is not None:
-            fields["member"] = job.member.index
-        log.info(
-            "message %s (delivery %s): %s: %s",
-            job.label,
-            job.delivery_id or "-",
-            verdict.outcome.value,
-            verdict.reason,
-            extra=fields,
-        )
 
     def housekeeping(self) -> None:
         """Between batches, never inside one: purge the ledger when this worker's turn is due."""

@@ -69,7 +69,7 @@ def test_a_copy_of_an_exported_event_is_deleted_without_export(
     ledger.complete([JOB_KEY], "an-earlier-worker", wall_clock(fake_time))
     queue.send(job_text(delivery_id=delivery_id))
 
-    with caplog.at_level(logging.INFO, logger="backend.worker"):
+    with caplog.at_level(logging.INFO, logger="backend"):
         worker = make_worker(processor)
         worker.work(burst=True)
 
@@ -94,7 +94,7 @@ def test_copies_of_one_event_in_one_batch_are_exported_once_and_all_deleted(
     queue.send(job_text(delivery_id="d-1"))
     queue.send(job_text(delivery_id="d-2"))
 
-    with caplog.at_level(logging.INFO, logger="backend.worker"):
+    with caplog.at_level(logging.INFO, logger="backend"):
         worker = make_worker(processor)
         worker.work(burst=True)
 
@@ -121,7 +121,7 @@ def test_a_lifecycle_event_after_its_completion_is_superseded(
     queue.send(job_text("in_progress", delivery_id="d-late"))
     queue.send(job_text("queued", delivery_id="d-later"))
 
-    with caplog.at_level(logging.INFO, logger="backend.worker"):
+    with caplog.at_level(logging.INFO, logger="backend"):
         worker.work(burst=True)
 
     # The finished job never looks queued or running again.

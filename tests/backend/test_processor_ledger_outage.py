@@ -80,7 +80,7 @@ def test_a_ledger_outage_holds_the_batch_and_poisons_nothing(
 
     fake_time.on_sleep = during_outage
 
-    with caplog.at_level(logging.INFO, logger="backend.worker"):
+    with caplog.at_level(logging.INFO, logger="backend"):
         worker = make_worker(processor)
         worker.work(burst=True)
 

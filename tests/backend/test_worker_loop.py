@@ -45,7 +45,7 @@ def test_an_unreachable_queue_is_retried_with_capped_backoff_and_logged_once(
 
     fake_time.on_sleep = recover_after_eight
 
-    with caplog.at_level(logging.INFO, logger="backend.worker"):
+    with caplog.at_level(logging.INFO, logger="backend"):
         make_worker().work(burst=True)
 
     assert fake_time.sleeps == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0, 8.0]

@@ -46,7 +46,7 @@ def test_a_message_without_telemetry_is_done_and_says_so(
     payload["action"] = "edited"
     queue.send(message_text(payload, delivery_id="d-edited"))
 
-    with caplog.at_level(logging.INFO, logger="backend.worker"):
+    with caplog.at_level(logging.INFO, logger="backend"):
         make_worker().work(burst=True)
 
     assert sink.exports == []

@@ -61,7 +61,7 @@ def test_a_bug_while_settling_one_message_leaves_it_and_settles_the_rest(
 
     queue.delete = delete  # type: ignore[method-assign]
 
-    with caplog.at_level(logging.ERROR, logger="backend.worker"):
+    with caplog.at_level(logging.ERROR, logger="backend"):
         worker = make_worker()
         worker.work(burst=True)
 

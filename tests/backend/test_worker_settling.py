@@ -127,7 +127,7 @@ def test_a_failing_delete_leaves_its_message_and_the_others_and_the_loop_go_on(
 
     wrap_delete(queue, bug)
 
-    with caplog.at_level(logging.ERROR, logger="backend.worker"):
+    with caplog.at_level(logging.ERROR, logger="backend"):
         worker = make_worker(max_messages_per_batch=SETTLE_THREADS)
         worker.work(burst=True)
 
@@ -145,16 +145,16 @@ def test_a_bug_in_settle_itself_is_logged_and_the_rest_of_the_batch_settled(
     ids = send_runs(queue, SETTLE_THREADS)
     broken_id = ids[2]
     worker = make_worker()
-    real_log_outcome = worker._log_outcome
+    real_log_outcome = worker.settler._log_outcome
 
     def log_outcome(job: Job) -> None:
         if job.message.id == broken_id:
             raise KeyError("a bug")
         real_log_outcome(job)
 
-    worker._log_outcome = log_outcome  # type: ignore[method-assign]
+    worker.settler._log_outcome = log_outcome  # type: ignore[method-assign]
 
-    with caplog.at_level(logging.ERROR, logger="backend.worker"):
+    with caplog.at_level(logging.ERROR, logger="backend"):
         worker.work(burst=True)
 
     assert len(queue) == 0  # its delete came before the bug
