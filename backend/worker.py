@@ -19,7 +19,7 @@ from backend.threadpool import Running, ThreadPool
 from common.envelope import utc_now
 from common.queue import (
     MessageGone,
-    MessageQueue,
+    QueueConsumer,
     QueueError,
     QueueMessage,
     poison_record,
@@ -83,7 +83,7 @@ class Worker:
 
     def __init__(
         self,
-        queue: MessageQueue,
+        queue: QueueConsumer,
         processor: Processor,
         config: WorkerConfig,
         stopper: Stopper | None = None,
