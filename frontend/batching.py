@@ -180,7 +180,8 @@ class GroupCommitter:
                 raise QueueUnavailable(f"{len(self._sends)} queue calls still running")
             self._waiting.append(_Request(message, future))
             self._keep_a_sender_free()
-            self._cond.notify()
+            if self._held_back_s() <= 0:  # else no sender may take it yet: let them sleep
+                self._cond.notify()
         return future
 
     def _wait(self, future: Future[Receipt], what: str) -> Receipt:
