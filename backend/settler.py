@@ -11,7 +11,7 @@ from backend.outcome import Outcome, Verdict
 from backend.parcel import Action, Job, Parcel, Settlement, settlement
 from backend.threadpool import Running, ThreadPool
 from common.envelope import utc_now
-from common.queue import MessageGone, MessageQueue, QueueError, poison_record
+from common.queue import MessageGone, QueueConsumer, QueueError, poison_record
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ class Settler:
     (`start`); `finish` waits for them. Only the worker's own thread calls the methods.
     """
 
-    def __init__(self, queue: MessageQueue, threads: int) -> None:
+    def __init__(self, queue: QueueConsumer, threads: int) -> None:
         self.queue = queue
         self.counts: Counter[Outcome] = Counter()
         self._counts_lock = threading.Lock()  # settles run on the pool's threads

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from backend.parcel import Parcel
-from common.queue import MessageGone, MessageQueue, QueueError
+from common.queue import MessageGone, QueueConsumer, QueueError
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ class VisibilityKeeper:
 
     def __init__(
         self,
-        queue: MessageQueue,
+        queue: QueueConsumer,
         visibility_timeout_s: int,
         clock: Callable[[], float],
         sleep: Callable[[float], bool],

@@ -21,7 +21,7 @@ from backend.settings import BackendSettings
 from backend.settler import Settler
 from backend.shutdown import StopNow, Stopper
 from backend.visibility import VisibilityKeeper
-from common.queue import MessageQueue, QueueError, QueueMessage
+from common.queue import QueueConsumer, QueueError, QueueMessage
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class Worker:
 
     def __init__(
         self,
-        queue: MessageQueue,
+        queue: QueueConsumer,
         processor: Processor,
         config: WorkerConfig,
         stopper: Stopper | None = None,

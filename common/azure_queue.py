@@ -1,4 +1,4 @@
-"""The Azure Storage Queue implementation of `MessageQueue`, and the factory both services use."""
+"""The Azure Storage Queue behind both queue roles, and the factory both services use."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def _is_gone(error: HttpResponseError) -> bool:
 
 
 class AzureQueue:
-    """`MessageQueue` over azure-storage-queue; SDK errors become QueueUnavailable/MessageGone.
+    """Both queue roles over azure-storage-queue; SDK errors become QueueUnavailable/MessageGone.
 
     Safe to share between threads: up to `connections` calls at a time on each of its two
     queues keep their connections open for the next call.

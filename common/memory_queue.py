@@ -1,4 +1,7 @@
-"""An in-memory queue with Azure's semantics (visibility, pop receipts, dequeue counts)."""
+"""An in-memory queue with Azure's semantics (visibility, pop receipts, dequeue counts).
+
+Like `common.azure_queue.AzureQueue` it plays both roles: `QueueProducer` and `QueueConsumer`.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""The queue interface both services use, its message type, errors and the poison record."""
+"""The queue by role: the producer the frontend sends to, the consumer the backend drains.
+
+Both roles share the message type, the errors and the poison record; `common.azure_queue` and
+`common.memory_queue` implement both.
+"""
 
 from __future__ import annotations
 
@@ -36,13 +40,22 @@ class QueueMessage:
     inserted_on: datetime | None = None
 
 
-class MessageQueue(Protocol):
-    """The operations the services need from a queue."""
+class QueueProducer(Protocol):
+    """What the frontend needs of a queue: put a message on it, and check that it answers."""
 
     name: str
 
     def send(self, content: str) -> str:
         """Enqueue text durably and return the message id."""
+
+    def ping(self) -> None:
+        """Raise QueueUnavailable unless the queue answers."""
+
+
+class QueueConsumer(Protocol):
+    """What the backend needs of a queue: receive, hold, settle and dead-letter messages."""
+
+    name: str
 
     def receive(self, max_messages: int, visibility_timeout_s: int) -> list[QueueMessage]:
         """Receive up to `max_messages`, hidden from others for `visibility_timeout_s`."""
@@ -61,9 +74,6 @@ class MessageQueue(Protocol):
 
     def send_poison(self, record: str) -> None:
         """Put a `poison_record` on the poison queue; the source message is left as it is."""
-
-    def ping(self) -> None:
-        """Raise QueueUnavailable unless the queue answers."""
 
 
 # A reason may quote what it refuses (a 40 KB action); the record must stay within the cap.

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask
 
 from common.azure_queue import FRONTEND_TIMEOUTS, AzureQueue
-from common.queue import MessageQueue
-from common.settings import environment
-from frontend.batching import DirectSender, GroupCommitter, Sender
-from frontend.deadline import QUEUE_DEADLINE_S, DeadlineQueue
+from common.queue import QueueProducer, QueueUnavailable
+from common.settings import StorageSettings, environment
+from frontend.batching import MAX_DELIVERIES_PER_MESSAGE, QUEUE_DEADLINE_S, GroupCommitter
 from frontend.settings import FrontendSettings, load_frontend_settings
-from frontend.state import EXTENSION, FrontendState, LazyQueue
+from frontend.state import EXTENSION, FrontendState
 from frontend.views import blueprint
+
+log = logging.getLogger(__name__)
 
 # GitHub caps webhook payloads at 25 MB.
 # https://docs.github.com/en/webhooks/webhook-events-and-payloads#payload-cap
@@ -20,16 +23,19 @@ MAX_BODY_BYTES = 25 * 1024 * 1024
 
 def create_app(
     settings: FrontendSettings | None = None,
-    queue: MessageQueue | None = None,
+    queue: QueueProducer | None = None,
     queue_deadline_s: float = QUEUE_DEADLINE_S,
 ) -> Flask:
-    """Build the frontend app.
+    """Build the frontend app, its queue client and its sender (whose threads start on use).
+
+    gunicorn calls this in each worker after the fork (`preload_app` stays off), so no client
+    or thread is ever shared between processes.
 
     Args:
         settings: the frontend settings; read from the environment and `.env` when omitted.
-        queue: the queue to send to; an Azure queue client built lazily in each process when
-            omitted (tests pass `InMemoryQueue`).
-        queue_deadline_s: how long any queue call may take in all before the request gets 503.
+        queue: the queue to send to; the Azure queue of `settings` when omitted (tests pass
+            `InMemoryQueue`).
+        queue_deadline_s: how long a request may wait for the queue in all before its 503.
 
     Raises:
         SettingsError: settings are read from the environment and one is missing or malformed
@@ -39,14 +45,38 @@ def create_app(
         settings = load_frontend_settings(environment())
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    storage = settings.storage
-
-    def bounded_queue() -> MessageQueue:
-        client = queue if queue is not None else AzureQueue(storage, FRONTEND_TIMEOUTS)
-        return DeadlineQueue(client, queue_deadline_s)
-
-    lazy = LazyQueue(bounded_queue)
-    sender: Sender = GroupCommitter(lazy.get) if settings.packing else DirectSender(lazy.get)
-    app.extensions[EXTENSION] = FrontendState(settings, lazy, sender)
+    sender = GroupCommitter(
+        queue if queue is not None else connect_queue(settings.storage),
+        max_per_message=MAX_DELIVERIES_PER_MESSAGE if settings.packing else 1,
+        deadline_s=queue_deadline_s,
+    )
+    app.extensions[EXTENSION] = FrontendState(settings, sender)
     app.register_blueprint(blueprint)
     return app
+
+
+def connect_queue(storage: StorageSettings) -> QueueProducer:
+    """The Azure queue client; one that cannot be built makes every call a 503, not a 500."""
+    try:
+        return AzureQueue(storage, FRONTEND_TIMEOUTS)
+    except Exception as error:
+        # Its message may quote the connection string, which holds a key.
+        reason = f"the queue client cannot be built ({type(error).__name__})"
+        log.error("queue %s: %s", storage.queue_name, reason)
+        return UnbuiltQueue(storage.queue_name, reason)
+
+
+class UnbuiltQueue:
+    """Stands in for a queue client its settings could not build: every call is unavailable."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+
+    def send(self, content: str) -> str:
+        """Refuse: there is no client to send with."""
+        raise QueueUnavailable(self.reason)
+
+    def ping(self) -> None:
+        """Refuse: there is no client to ask."""
+        raise QueueUnavailable(self.reason)

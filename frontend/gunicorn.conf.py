@@ -23,7 +23,11 @@ bind = [_options.bind]
 workers = _options.workers
 threads = _options.threads
 worker_class = "gthread"
-# GitHub gives up after 10 s; queue calls are bounded well below that (FRONTEND_TIMEOUTS).
+# Each worker builds its own app after the fork, and with it its queue client; its sender
+# threads start on its first request. Nothing is shared with the master or other workers.
+preload_app = False
+# GitHub gives up after 10 s; a request's wait for the queue ends well before that
+# (frontend.batching.QUEUE_DEADLINE_S).
 timeout = 30
 graceful_timeout = 20
 keepalive = 5

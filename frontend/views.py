@@ -52,7 +52,7 @@ def health() -> Response:
 @blueprint.get("/ready")
 def ready() -> Response:
     """Readiness: the queue answers."""
-    current_state().queue.get().ping()
+    current_state().sender.ping()
     return jsonify(status="ready")
 
 

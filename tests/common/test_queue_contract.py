@@ -1,4 +1,4 @@
-"""One contract, two implementations: the in-memory fake and the Azure queue on Azurite."""
+"""One contract per role, two implementations: the in-memory fake and the Azure queue on Azurite."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from common.azure_queue import AzureQueue, create_queue
 from common.memory_queue import InMemoryQueue
 from common.queue import (
     MessageGone,
-    MessageQueue,
+    QueueConsumer,
     QueueMessage,
+    QueueProducer,
     QueueUnavailable,
     poison_record,
 )
@@ -32,8 +33,12 @@ class _Clock:
         return self.now
 
 
+Implementation = InMemoryQueue | AzureQueue
+
+
 @pytest.fixture(params=["memory", "azurite"])
-def queue(request: pytest.FixtureRequest) -> Iterator[MessageQueue]:
+def queue(request: pytest.FixtureRequest) -> Iterator[Implementation]:
+    """Each implementation in turn, over a queue of this test's own."""
     if request.param == "memory":
         yield InMemoryQueue()
         return
@@ -43,83 +48,130 @@ def queue(request: pytest.FixtureRequest) -> Iterator[MessageQueue]:
     azure.close()
 
 
-def _read_poison(queue: MessageQueue) -> list[dict[str, object]]:
+# Each role's tests see the queue only through that role's interface, which both
+# implementations must satisfy (mypy checks these two returns).
+@pytest.fixture
+def producer(queue: Implementation) -> QueueProducer:
+    """The queue as the frontend sees it."""
+    return queue
+
+
+@pytest.fixture
+def consumer(queue: Implementation) -> QueueConsumer:
+    """The same queue as the backend sees it."""
+    return queue
+
+
+def _read_poison(queue: Implementation) -> list[dict[str, object]]:
     if isinstance(queue, InMemoryQueue):
         return [json.loads(text) for text in queue.dead_letters]
-    assert isinstance(queue, AzureQueue)
     poison = queue._poison.receive_messages(messages_per_page=32, visibility_timeout=30)
     return [json.loads(item.content) for item in poison]
 
 
-def test_send_then_receive_returns_the_text_with_a_dequeue_count(queue: MessageQueue) -> None:
-    message_id = queue.send("hello")
+# The producer: send and ping.
 
-    received = queue.receive(32, visibility_timeout_s=30)
+
+def test_a_sent_message_is_received_with_its_text_and_id(
+    producer: QueueProducer, consumer: QueueConsumer
+) -> None:
+    message_id = producer.send("hello")
+
+    received = consumer.receive(32, visibility_timeout_s=30)
 
     assert [(m.id, m.content, m.dequeue_count) for m in received] == [(message_id, "hello", 1)]
 
 
-def test_received_message_is_hidden_until_released(queue: MessageQueue) -> None:
-    queue.send("one")
-    [message] = queue.receive(32, visibility_timeout_s=30)
+def test_a_reachable_queue_answers_a_ping(producer: QueueProducer) -> None:
+    producer.ping()  # raises QueueUnavailable unless the queue answers
 
-    assert queue.receive(32, visibility_timeout_s=30) == []
-    queue.release(message)
-    [again] = queue.receive(32, visibility_timeout_s=30)
+
+def test_an_unreachable_queue_is_unavailable_to_send_and_ping_on_the_fake() -> None:
+    queue = InMemoryQueue()
+    queue.unavailable = True
+
+    with pytest.raises(QueueUnavailable):
+        queue.send("during")
+    with pytest.raises(QueueUnavailable):
+        queue.ping()
+
+
+# The consumer: receive, delete, extend, release, dead-letter, send a poison record.
+
+
+def test_received_message_is_hidden_until_released(
+    producer: QueueProducer, consumer: QueueConsumer
+) -> None:
+    producer.send("one")
+    [message] = consumer.receive(32, visibility_timeout_s=30)
+
+    assert consumer.receive(32, visibility_timeout_s=30) == []
+    consumer.release(message)
+    [again] = consumer.receive(32, visibility_timeout_s=30)
 
     assert (again.id, again.dequeue_count) == (message.id, 2)
 
 
-def test_receive_takes_at_most_the_batch_size(queue: MessageQueue) -> None:
+def test_receive_takes_at_most_the_batch_size(
+    producer: QueueProducer, consumer: QueueConsumer
+) -> None:
     for index in range(5):
-        queue.send(f"m{index}")
+        producer.send(f"m{index}")
 
-    first = queue.receive(3, visibility_timeout_s=30)
-    rest = queue.receive(32, visibility_timeout_s=30)
+    first = consumer.receive(3, visibility_timeout_s=30)
+    rest = consumer.receive(32, visibility_timeout_s=30)
 
     assert (len(first), len(rest)) == (3, 2)
     assert sorted(m.content for m in first + rest) == [f"m{i}" for i in range(5)]
 
 
-def test_delete_removes_the_message_and_a_second_delete_is_gone(queue: MessageQueue) -> None:
-    queue.send("bye")
-    [message] = queue.receive(1, visibility_timeout_s=30)
+def test_delete_removes_the_message_and_a_second_delete_is_gone(
+    producer: QueueProducer, consumer: QueueConsumer
+) -> None:
+    producer.send("bye")
+    [message] = consumer.receive(1, visibility_timeout_s=30)
 
-    queue.delete(message)
+    consumer.delete(message)
 
     with pytest.raises(MessageGone):
-        queue.delete(message)
-    assert queue.receive(32, visibility_timeout_s=1) == []
+        consumer.delete(message)
+    assert consumer.receive(32, visibility_timeout_s=1) == []
 
 
-def test_extend_gives_a_new_receipt_and_the_old_one_is_stale(queue: MessageQueue) -> None:
-    queue.send("long work")
-    [message] = queue.receive(1, visibility_timeout_s=30)
+def test_extend_gives_a_new_receipt_and_the_old_one_is_stale(
+    producer: QueueProducer, consumer: QueueConsumer
+) -> None:
+    producer.send("long work")
+    [message] = consumer.receive(1, visibility_timeout_s=30)
 
-    extended = queue.extend(message, visibility_timeout_s=60)
+    extended = consumer.extend(message, visibility_timeout_s=60)
 
     assert extended.pop_receipt != message.pop_receipt
     with pytest.raises(MessageGone):
-        queue.delete(message)
-    queue.delete(extended)
+        consumer.delete(message)
+    consumer.delete(extended)
 
 
-def test_extend_does_not_count_as_a_dequeue(queue: MessageQueue) -> None:
-    queue.send("kept")
-    [message] = queue.receive(1, visibility_timeout_s=30)
-    extended = queue.extend(message, visibility_timeout_s=30)
+def test_extend_does_not_count_as_a_dequeue(
+    producer: QueueProducer, consumer: QueueConsumer
+) -> None:
+    producer.send("kept")
+    [message] = consumer.receive(1, visibility_timeout_s=30)
+    extended = consumer.extend(message, visibility_timeout_s=30)
 
-    queue.release(extended)
-    [again] = queue.receive(1, visibility_timeout_s=30)
+    consumer.release(extended)
+    [again] = consumer.receive(1, visibility_timeout_s=30)
 
     assert again.dequeue_count == 2
 
 
-def test_dead_letter_copies_with_reason_then_deletes(queue: MessageQueue) -> None:
-    queue.send("garbage")
-    [message] = queue.receive(1, visibility_timeout_s=30)
+def test_dead_letter_copies_with_reason_then_deletes(
+    queue: Implementation, producer: QueueProducer, consumer: QueueConsumer
+) -> None:
+    producer.send("garbage")
+    [message] = consumer.receive(1, visibility_timeout_s=30)
 
-    queue.dead_letter(message, "not an envelope")
+    consumer.dead_letter(message, "not an envelope")
 
     [record] = _read_poison(queue)
     assert (record["reason"], record["content"], record["message_id"]) == (
@@ -127,16 +179,18 @@ def test_dead_letter_copies_with_reason_then_deletes(queue: MessageQueue) -> Non
         "garbage",
         message.id,
     )
-    assert record["source_queue"] == queue.name
-    assert queue.receive(32, visibility_timeout_s=1) == []
+    assert record["source_queue"] == consumer.name
+    assert consumer.receive(32, visibility_timeout_s=1) == []
 
 
-def test_send_poison_copies_a_member_record_and_leaves_the_message(queue: MessageQueue) -> None:
-    queue.send("pack of two")
-    [message] = queue.receive(1, visibility_timeout_s=30)
+def test_send_poison_copies_a_member_record_and_leaves_the_message(
+    queue: Implementation, producer: QueueProducer, consumer: QueueConsumer
+) -> None:
+    producer.send("pack of two")
+    [message] = consumer.receive(1, visibility_timeout_s=30)
 
-    queue.send_poison(
-        poison_record(message, "bad member", queue.name, datetime.now(UTC), (1, 2, "member"))
+    consumer.send_poison(
+        poison_record(message, "bad member", consumer.name, datetime.now(UTC), (1, 2, "member"))
     )
 
     [record] = _read_poison(queue)
@@ -146,7 +200,7 @@ def test_send_poison_copies_a_member_record_and_leaves_the_message(queue: Messag
         1,
     )
     assert (record["member_count"], record["message_id"]) == (2, message.id)
-    queue.delete(message)  # still ours: the member's copy did not touch it
+    consumer.delete(message)  # still ours: the member's copy did not touch it
 
 
 def test_visibility_timeout_expiry_redelivers_on_the_fake() -> None:
@@ -191,14 +245,18 @@ def test_queue_is_created_on_first_send_when_missing(azurite: Azurite) -> None:
 
 
 @pytest.mark.azurite
-def test_stopped_azurite_is_unavailable_within_the_bound(private_azurite: Azurite) -> None:
+def test_stopped_azurite_is_unavailable_to_send_and_ping_within_the_bound(
+    private_azurite: Azurite,
+) -> None:
     settings = StorageSettings(private_azurite.connection_string, None, unique_queue_name())
     queue = create_queue(settings, ClientTimeouts(connection_timeout_s=1, read_timeout_s=1))
-    queue.send("before")
+    producer: QueueProducer = queue
+    producer.send("before")
     private_azurite.stop()
 
-    started = time.monotonic()
-    with pytest.raises(QueueUnavailable):
-        queue.send("during")
-
-    assert time.monotonic() - started < 5
+    for call in (lambda: producer.send("during"), producer.ping):
+        started = time.monotonic()
+        with pytest.raises(QueueUnavailable):
+            call()
+        assert time.monotonic() - started < 5
+    queue.close()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from common.memory_queue import InMemoryQueue
 from frontend.app import create_app
+from frontend.state import close_sender
 from tests.frontend.deliveries import frontend_settings
 
 
@@ -18,9 +21,11 @@ def memory_queue() -> InMemoryQueue:
 
 
 @pytest.fixture
-def app(memory_queue: InMemoryQueue) -> Flask:
-    """The frontend over the in-memory queue."""
-    return create_app(frontend_settings(), queue=memory_queue)
+def app(memory_queue: InMemoryQueue) -> Iterator[Flask]:
+    """The frontend over the in-memory queue; its sender threads end with the test."""
+    app = create_app(frontend_settings(), queue=memory_queue)
+    yield app
+    close_sender(app)
 
 
 @pytest.fixture

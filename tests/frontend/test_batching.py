@@ -6,8 +6,10 @@ import random
 import string
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -15,12 +17,14 @@ from common.envelope import MAX_MESSAGE_BYTES, compress, decode_message, to_json
 from common.memory_queue import InMemoryQueue
 from common.queue import QueueUnavailable
 from frontend.app import create_app
-from frontend.batching import PACK_OVERHEAD_BYTES, DirectSender, GroupCommitter, Receipt
+from frontend.batching import PACK_OVERHEAD_BYTES, GroupCommitter, Receipt
 from frontend.packing import PackedMessage
 from tests.frontend.deliveries import frontend_settings, github_headers, json_body
 from tools.payloads import JOB_ID, envelope_for, workflow_job_payload
 
 WAIT_S = 10.0
+# Sends gated by a test must keep holding the next message back for the whole test.
+NEVER_STALLS_S = 60.0
 
 
 class GatedQueue(InMemoryQueue):
@@ -82,9 +86,28 @@ def queue() -> GatedQueue:
     return GatedQueue()
 
 
+MakeCommitter = Callable[..., GroupCommitter]
+
+
 @pytest.fixture
-def committer(queue: GatedQueue) -> GroupCommitter:
-    return GroupCommitter(lambda: queue)
+def make_committer(queue: GatedQueue) -> Iterator[MakeCommitter]:
+    """Committers over the gated queue, closed (their threads ended) after the test."""
+    made: list[GroupCommitter] = []
+
+    def make(**options: Any) -> GroupCommitter:
+        made.append(GroupCommitter(queue, stall_s=NEVER_STALLS_S, **options))
+        return made[-1]
+
+    yield make
+    queue.gate.set()
+    for committer in made:
+        committer.close()
+    assert [committer.threads for committer in made] == [0] * len(made)
+
+
+@pytest.fixture
+def committer(make_committer: MakeCommitter) -> GroupCommitter:
+    return make_committer()
 
 
 def test_a_lone_delivery_is_sent_at_once_as_a_single_envelope(
@@ -175,8 +198,10 @@ def test_messages_stay_under_the_cap_and_a_delivery_too_big_to_share_goes_alone(
     assert max(len(text) for text in queue.texts) <= MAX_MESSAGE_BYTES
 
 
-def test_at_most_max_per_message_deliveries_share_one(queue: GatedQueue) -> None:
-    committer = GroupCommitter(lambda: queue, max_per_message=3)
+def test_at_most_max_per_message_deliveries_share_one(
+    queue: GatedQueue, make_committer: MakeCommitter
+) -> None:
+    committer = make_committer(max_per_message=3)
     futures = [committer.submit(delivery("d-0"))]
     queue.wait_entered()
     futures += [committer.submit(delivery(f"d-{i}")) for i in range(1, 8)]
@@ -185,8 +210,10 @@ def test_at_most_max_per_message_deliveries_share_one(queue: GatedQueue) -> None
     assert [future.result(WAIT_S).deliveries for future in futures] == [1, 3, 3, 3, 3, 3, 3, 1]
 
 
-def test_a_pack_larger_than_its_members_promised_is_split(queue: GatedQueue) -> None:
-    committer = GroupCommitter(lambda: queue, max_message_bytes=6000)
+def test_a_pack_larger_than_its_members_promised_is_split(
+    queue: GatedQueue, make_committer: MakeCommitter
+) -> None:
+    committer = make_committer(max_message_bytes=6000)
     understated = [
         PackedMessage(m.text, 100, False, m.document)
         for m in (delivery(f"d-{i}", blob_chars=1200) for i in range(1, 5))
@@ -200,8 +227,10 @@ def test_a_pack_larger_than_its_members_promised_is_split(queue: GatedQueue) -> 
     assert queue.delivery_ids() == [["d-0"], ["d-1", "d-2"], ["d-3", "d-4"]]
 
 
-def test_a_request_past_its_deadline_is_withdrawn_and_never_sent(queue: GatedQueue) -> None:
-    committer = GroupCommitter(lambda: queue, deadline_s=0.01)
+def test_a_request_past_its_deadline_is_withdrawn_and_never_sent(
+    queue: GatedQueue, make_committer: MakeCommitter
+) -> None:
+    committer = make_committer(deadline_s=0.01)
     first: Future[Receipt] = committer.submit(delivery("d-0"))
     queue.wait_entered()
 
@@ -232,8 +261,10 @@ def test_close_sends_everything_waiting_then_refuses(
         committer.submit(delivery("d-3"))
 
 
-def test_too_many_waiting_deliveries_are_refused(queue: GatedQueue) -> None:
-    committer = GroupCommitter(lambda: queue, max_waiting=2)
+def test_too_many_waiting_deliveries_are_refused(
+    queue: GatedQueue, make_committer: MakeCommitter
+) -> None:
+    committer = make_committer(max_waiting=2)
     committer.submit(delivery("d-0"))
     queue.wait_entered()
     committer.submit(delivery("d-1"))
@@ -246,20 +277,28 @@ def test_too_many_waiting_deliveries_are_refused(queue: GatedQueue) -> None:
     assert queue.delivery_ids() == [["d-0"], ["d-1", "d-2"]]
 
 
-def test_packing_off_sends_one_message_per_delivery_on_the_caller_thread(
-    queue: GatedQueue,
+def test_packing_off_sends_each_delivery_alone_without_waiting_for_other_sends(
+    queue: GatedQueue, make_committer: MakeCommitter
 ) -> None:
+    committer = make_committer(max_per_message=1)
+
+    # Given three deliveries submitted while no send may finish
+    futures = [committer.submit(delivery(f"d-{i}")) for i in range(3)]
+
+    # Then all three sends are in flight at once, and each message carries one delivery
+    for _ in range(3):
+        queue.wait_entered()
     queue.gate.set()
-    sender = DirectSender(lambda: queue)
-
-    receipts = [sender.send(delivery(f"d-{i}")) for i in range(3)]
-
-    assert receipts == [Receipt("m1", 1), Receipt("m2", 1), Receipt("m3", 1)]
-    assert queue.delivery_ids() == [["d-0"], ["d-1"], ["d-2"]]
+    assert sorted(future.result(WAIT_S).message_id for future in futures) == ["m1", "m2", "m3"]
+    assert {future.result(0).deliveries for future in futures} == {1}
+    assert sorted(queue.delivery_ids()) == [["d-0"], ["d-1"], ["d-2"]]
+    committer.close()
 
 
-@pytest.mark.parametrize("packing", [True, False])
-def test_the_app_sends_through_the_committer_unless_packing_is_off(packing: bool) -> None:
+@pytest.mark.parametrize(("packing", "max_per_message"), [(True, 32), (False, 1)])
+def test_the_app_sends_through_one_committer_packing_or_not(
+    packing: bool, max_per_message: int
+) -> None:
     memory = InMemoryQueue()
     app = create_app(replace(frontend_settings(), packing=packing), queue=memory)
     client = app.test_client()
@@ -272,8 +311,8 @@ def test_the_app_sends_through_the_committer_unless_packing_is_off(packing: bool
                 "/webhook", data=body, headers=github_headers(body, "workflow_job")
             ).status_code
         )
-    app.extensions["github_telemetry"].sender.close()
-
     sender = app.extensions["github_telemetry"].sender
+    sender.close()
+
     assert (statuses, memory.sent_count) == ([202, 202], 2)
-    assert isinstance(sender, GroupCommitter if packing else DirectSender)
+    assert sender.max_per_message == max_per_message
