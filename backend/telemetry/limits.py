@@ -1,9 +1,9 @@
 """Application Insights' size limits, applied in one place before an item is sent.
 
 Property and measurement names of at most 150 characters, property values of at most 8,192,
-and a serialized item of at most 64 KB. A value over its limit is cut, ends with a marker, and
-its property name is listed in `truncated_fields`; a name over its limit keeps a prefix and a
-short hash of the whole name, so two long names stay two.
+an operation name of at most 1,024, and a serialized item of at most 64 KB. A value over its
+limit is cut, ends with a marker, and its name is listed in `truncated_fields`; a name over its
+limit keeps a prefix and a short hash of the whole name, so two long names stay two.
 https://learn.microsoft.com/en-us/azure/azure-monitor/service-limits#application-insights
 """
 
@@ -18,6 +18,8 @@ from backend.telemetry.item import TelemetryItem
 MAX_NAME_CHARS = 150
 MAX_VALUE_CHARS = 8192
 MAX_ITEM_BYTES = 64 * 1024
+# The `ai.operation.name` context tag holds at most 1,024 characters.
+MAX_OPERATION_NAME_CHARS = 1024
 MARKER = "…[truncated]"
 TRUNCATED_FIELDS = "truncated_fields"
 _NAME_HASH_CHARS = 8
@@ -68,13 +70,18 @@ def within_limits(
             cut_names.append(short_name(name))
         properties[short_name(name)] = cut(value, MAX_VALUE_CHARS)
     measurements = {short_name(name): value for name, value in item.measurements.items()}
+    if len(item.operation_name) > MAX_OPERATION_NAME_CHARS:
+        cut_names.append("operation_name")
     changed = bool(cut_names) or any(
         _names_shortened(values) for values in (item.properties, item.measurements)
     )
     result = item
     if changed:
         result = replace(
-            item, properties=_flagged(properties, cut_names), measurements=measurements
+            item,
+            properties=_flagged(properties, cut_names),
+            measurements=measurements,
+            operation_name=cut(item.operation_name, MAX_OPERATION_NAME_CHARS),
         )
     return result if size_of is None else shrink(result, size_of, max_bytes)
 
