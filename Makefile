@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: help install test lint format run run-frontend run-backend demo report bench clean
+.PHONY: help install test lint format run run-frontend run-backend demo report bench replay-poison clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -48,6 +48,9 @@ report: install ## Summarize the local telemetry sink (var/telemetry.jsonl)
 
 bench: install ## Benchmark frontend, backend and end to end against raw queue ceilings (BENCH_ARGS=--quick)
 	$(PY) -m tools.bench $(BENCH_ARGS)
+
+replay-poison: install ## Move <queue>-poison back to the queue (REPLAY_ARGS="--dry-run --older-than 2h --reason-contains X --limit N")
+	$(PY) -m backend.replay $(REPLAY_ARGS)
 
 run-frontend: install ## Run the frontend under gunicorn, configured from the environment and .env
 	$(VENV)/bin/gunicorn --config frontend/gunicorn.conf.py 'frontend.app:create_app()'

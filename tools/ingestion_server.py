@@ -1,7 +1,15 @@
 """A local stand-in for the Application Insights ingestion API, on a free loopback port.
 
 Speaks `POST /v2/track` and `/v2.1/track` (JSON array or newline-delimited JSON, plain or
-gzip), answers like the real service, records what it accepted, and fails on demand.
+gzip) and applies the service's rules by default, so tests catch what a lenient fake hides:
+
+- an item whose `iKey` is not the instrumentation key is refused: 400 "Invalid instrumentation
+  key" (the whole answer is 400 when every item is refused, else 206 with per-item errors);
+- an item whose `time` is more than 48 hours before the server's clock is refused: 400 "103:
+  Field 'time' on type 'Envelope' is older than the allowed min date...";
+- a request of more than `max_request_items` items or `max_request_bytes` bytes gets 413;
+- with `require_token(token)`, a request without a bearer token gets 401, a wrong one 403.
+
 https://learn.microsoft.com/en-us/azure/azure-monitor/app/api-custom-events-metrics
 """
 
@@ -13,6 +21,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -20,6 +30,26 @@ from tools.azurite import free_port
 
 TRACK_PATHS = frozenset({"/v2/track", "/v2.1/track"})
 Envelope = dict[str, Any]
+MAX_AGE = timedelta(hours=48)
+INVALID_KEY_MESSAGE = "Invalid instrumentation key"
+TOO_OLD_MESSAGE = (
+    "103: Field 'time' on type 'Envelope' is older than the allowed min date. "
+    "Expected: now - 172800000ms"
+)
+# The stand-in's own request bounds; the sink's are no larger, so by default only tests that
+# lower them meet a 413.
+DEFAULT_MAX_REQUEST_ITEMS = 1000
+DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Scripted:
+    """One canned answer: its status, raw body, `Retry-After`, and whether it took the items."""
+
+    status: int
+    body: bytes = b'{"itemsReceived":0,"itemsAccepted":0,"errors":[]}'
+    retry_after: str | None = None
+    accept: bool = False
 
 
 def parse_body(body: bytes, content_encoding: str) -> list[Envelope]:
@@ -33,26 +63,45 @@ def parse_body(body: bytes, content_encoding: str) -> list[Envelope]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+def _time_of(envelope: Envelope) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(envelope.get("time", "")))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 class IngestionServer:
-    """The fake ingestion endpoint; `accepted` holds every envelope it took, in order.
+    """The strict ingestion stand-in; `accepted` holds every envelope it took, in order.
 
     Failure modes, each until `recover()`:
       - `refuse()`: stop listening, so connections are refused;
       - `answer(status, retry_after=None)`: answer every request with that status;
-      - `reject(predicate, status=400)`: answer 206 (or 400 when none is left), with a
-        per-item error for each envelope the predicate picks;
+      - `script(*answers)`: answer the next requests with these, in order;
+      - `reject(predicate, status=400, message=...)`: a per-item error for each envelope the
+        predicate picks;
       - `delay_s`: wait that long before answering (a slow ingestion).
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        max_request_items: int = DEFAULT_MAX_REQUEST_ITEMS,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    ) -> None:
         self.port = free_port()
         self.instrumentation_key = str(uuid.uuid4())
+        self.max_request_items = max_request_items
+        self.max_request_bytes = max_request_bytes
+        self.now: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.accepted: list[Envelope] = []
         self.requests: list[tuple[str, int]] = []  # (path, status) of each answered request
+        self.token: str | None = None
         self._status: int | None = None
         self._retry_after: str | None = None
+        self._script: list[Scripted] = []
         self._reject: Callable[[Envelope], bool] | None = None
         self._reject_status = 400
+        self._reject_message = "rejected by test"
         self.delay_s = 0.0
         self.received = 0  # track requests that arrived, answered or not yet
         self._lock = threading.Lock()
@@ -66,8 +115,12 @@ class IngestionServer:
 
     @property
     def connection_string(self) -> str:
-        """A connection string pointing at this server."""
-        return f"InstrumentationKey={self.instrumentation_key};IngestionEndpoint={self.endpoint}"
+        """A connection string pointing at this server with its instrumentation key."""
+        return self.connection_string_with(self.instrumentation_key)
+
+    def connection_string_with(self, key: str) -> str:
+        """A connection string pointing at this server with another (well-formed) key."""
+        return f"InstrumentationKey={key};IngestionEndpoint={self.endpoint}"
 
     def start(self) -> IngestionServer:
         """Listen on the server's port."""
@@ -99,15 +152,31 @@ class IngestionServer:
         if self._server is None:
             self.start()
 
-    def reject(self, predicate: Callable[[Envelope], bool], status: int = 400) -> None:
+    def script(self, *answers: Scripted) -> None:
+        """Answer the next track requests with `answers`, one each, then by the rules again."""
+        with self._lock:
+            self._script.extend(answers)
+
+    def reject(
+        self,
+        predicate: Callable[[Envelope], bool],
+        status: int = 400,
+        message: str = "rejected by test",
+    ) -> None:
         """Fail the envelopes `predicate` picks with a per-item `status`; accept the rest."""
         with self._lock:
-            self._reject, self._reject_status = predicate, status
+            self._reject, self._reject_status, self._reject_message = predicate, status, message
+
+    def require_token(self, token: str | None) -> None:
+        """Require `Authorization: Bearer <token>` (Entra ID authentication); None: don't."""
+        with self._lock:
+            self.token = token
 
     def recover(self) -> None:
-        """Listen again and accept everything."""
+        """Listen again and answer by the rules, with nothing scripted or rejected."""
         with self._lock:
             self._status, self._retry_after, self._reject = None, None, None
+            self._script.clear()
         if self._server is None:
             self.start()
 
@@ -124,25 +193,47 @@ class IngestionServer:
                 raise AssertionError(f"condition not met within {timeout_s:.0f} s")
             time.sleep(0.05)
 
-    def _respond(self, envelopes: list[Envelope]) -> tuple[int, dict[str, Any], str | None]:
+    def _refusal(self, envelope: Envelope, oldest: datetime) -> tuple[int, str] | None:
+        """The per-item error the service would give `envelope`, or None to accept it."""
+        if envelope.get("iKey") != self.instrumentation_key:
+            return 400, INVALID_KEY_MESSAGE
+        moment = _time_of(envelope)
+        if moment is None or moment < oldest:
+            return 400, TOO_OLD_MESSAGE
+        if self._reject is not None and self._reject(envelope):
+            return self._reject_status, self._reject_message
+        return None
+
+    def _respond(
+        self, envelopes: list[Envelope], size: int, authorization: str
+    ) -> tuple[int, bytes, str | None]:
+        counts = {"itemsReceived": len(envelopes), "itemsAccepted": 0, "errors": []}
         with self._lock:
+            if self.token is not None and authorization != f"Bearer {self.token}":
+                status = 403 if authorization else 401
+                return status, json.dumps({**counts, "message": "authentication"}).encode(), None
+            if self._script:
+                scripted = self._script.pop(0)
+                if scripted.accept:
+                    self.accepted.extend(envelopes)
+                return scripted.status, scripted.body, scripted.retry_after
             if self._status is not None:
-                return (
-                    self._status,
-                    {"itemsReceived": len(envelopes), "itemsAccepted": 0, "errors": []},
-                    self._retry_after,
-                )
-            errors = [
-                {"index": index, "statusCode": self._reject_status, "message": "rejected by test"}
-                for index, envelope in enumerate(envelopes)
-                if self._reject is not None and self._reject(envelope)
-            ]
-            failed = {error["index"] for error in errors}
-            taken = [e for index, e in enumerate(envelopes) if index not in failed]
+                return self._status, json.dumps(counts).encode(), self._retry_after
+            if len(envelopes) > self.max_request_items or size > self.max_request_bytes:
+                return 413, json.dumps(counts).encode(), None
+            oldest = self.now() - MAX_AGE
+            errors: list[dict[str, Any]] = []
+            taken: list[Envelope] = []
+            for index, envelope in enumerate(envelopes):
+                refusal = self._refusal(envelope, oldest)
+                if refusal is None:
+                    taken.append(envelope)
+                else:
+                    errors.append({"index": index, "statusCode": refusal[0], "message": refusal[1]})
             self.accepted.extend(taken)
         status = 200 if not errors else (206 if taken else 400)
-        document = {"itemsReceived": len(envelopes), "itemsAccepted": len(taken), "errors": errors}
-        return status, document, None
+        document = {**counts, "itemsAccepted": len(taken), "errors": errors}
+        return status, json.dumps(document).encode(), None
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         owner = self
@@ -154,22 +245,22 @@ class IngestionServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 if self.path not in TRACK_PATHS:
-                    self._send(404, {"error": "unknown path"}, None)
+                    self._send(404, b'{"error": "unknown path"}', None)
                     return
                 try:
                     envelopes = parse_body(body, self.headers.get("Content-Encoding", ""))
                 except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-                    self._send(400, {"itemsReceived": 0, "itemsAccepted": 0, "errors": []}, None)
+                    self._send(400, b'{"itemsReceived":0,"itemsAccepted":0,"errors":[]}', None)
                     return
                 with owner._lock:
                     owner.received += 1
                 if owner.delay_s:
                     time.sleep(owner.delay_s)
-                status, document, retry_after = owner._respond(envelopes)
-                self._send(status, document, retry_after)
+                authorization = self.headers.get("Authorization", "")
+                status, data, retry_after = owner._respond(envelopes, length, authorization)
+                self._send(status, data, retry_after)
 
-            def _send(self, status: int, document: dict[str, Any], retry_after: str | None) -> None:
-                data = json.dumps(document).encode("utf-8")
+            def _send(self, status: int, data: bytes, retry_after: str | None) -> None:
                 with owner._lock:
                     owner.requests.append((self.path, status))
                 self.send_response(status)

@@ -9,6 +9,8 @@
   skipped; a job counts once under each of its labels.
 - Runner busy time: the sum of `duration_seconds` of completed jobs per `runner_group_name`, and
   per `runner_name` for self-hosted runners (GitHub-hosted runners are new for every job).
+- Events are placed at `event_time` (their true time), never at the time they were sent: a
+  late event is sent with its export time (docs/ingestion.md#late-events).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +231,26 @@ def format_report(actual: Summary, expected: Summary | None = None) -> str:
     return "\n".join(lines)
 
 
+def event_time(item: Mapping[str, Any]) -> datetime | None:
+    """When the event happened: its `event_time` property, else (older lines) its `time`."""
+    properties: Mapping[str, Any] = item.get("properties") or {}
+    for text in (properties.get("event_time"), item.get("time")):
+        try:
+            return datetime.fromisoformat(str(text))
+        except ValueError:
+            continue
+    return None
+
+
+def span(items: Iterable[Mapping[str, Any]]) -> str:
+    """One line naming the first and last event time of `items`."""
+    moments = sorted(moment for moment in map(event_time, items) if moment is not None)
+    if not moments:
+        return "No events."
+    first, last = (moment.strftime("%Y-%m-%d %H:%M UTC") for moment in (moments[0], moments[-1]))
+    return f"{len(moments)} events that happened from {first} to {last}"
+
+
 def read_items(path: Path) -> list[dict[str, Any]]:
     """Read the JSONL sink, skipping lines that are not JSON objects."""
     items: list[dict[str, Any]] = []
@@ -252,7 +275,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.file.exists():
         print(f"{args.file} does not exist yet: run `make run` and `make demo` first")
         return 1
-    print(format_report(summarize_items(read_items(args.file))))
+    items = read_items(args.file)
+    print(span(items))
+    print(format_report(summarize_items(items)))
     return 0
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import platform
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -22,9 +24,11 @@ from opencensus.ext.azure.common.protocol import Data, Envelope, Event
 from opencensus.ext.azure.common.utils import azure_monitor_context, validate_instrumentation_key
 
 from backend.sinks.base import ExportResult, Rejection, format_time
-from backend.sinks.ingestion import classify
+from backend.sinks.ingestion import Answer, classify
+from backend.telemetry import limits, window
 from backend.telemetry.item import TelemetryItem
 from common import http
+from common.envelope import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,14 @@ TRACK_PATH = "/v2.1/track"
 # of 32 jobs of 1,000 steps is some 32,000 items, far more than one request should hold.
 MAX_ITEMS_PER_REQUEST = 1000
 MAX_REQUEST_BYTES = 1024 * 1024
+# `ai.internal.sdkVersion`: this product and its version (pyproject.toml's, checked by a test).
+PRODUCT_NAME = "github-telemetry"
+PRODUCT_VERSION = "0.1.0"
+SDK_VERSION = f"{PRODUCT_NAME}:{PRODUCT_VERSION}"
+# A configuration error is logged (ERROR) once, then again at most this often while it lasts.
+CONFIGURATION_LOG_INTERVAL_S = 300.0
+# A single item the service still finds too large is halved down to this size, then refused.
+MIN_ITEM_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -96,8 +108,9 @@ def requests_of(
 
 
 def base_tags(role_name: str) -> dict[str, str]:
-    """Context tags on every event: opencensus's SDK and device tags, our role name."""
+    """Context tags on every event: opencensus's device tags, this product, our role name."""
     tags = {key: str(value) for key, value in azure_monitor_context.items() if value is not None}
+    tags["ai.internal.sdkVersion"] = SDK_VERSION
     tags["ai.cloud.role"] = role_name
     tags["ai.cloud.roleInstance"] = platform.node()
     return tags
@@ -108,6 +121,8 @@ def to_envelope(item: TelemetryItem, instrumentation_key: str, tags: dict[str, s
     event_tags = dict(tags)
     if item.operation_id:
         event_tags["ai.operation.id"] = item.operation_id
+    if item.operation_name:
+        event_tags["ai.operation.name"] = item.operation_name
     if item.parent_id:
         event_tags["ai.operation.parentId"] = item.parent_id
     event = Event(
@@ -125,8 +140,44 @@ def to_envelope(item: TelemetryItem, instrumentation_key: str, tags: dict[str, s
     )
 
 
+@dataclass(frozen=True)
+class Part:
+    """One item ready to send: its position in the exported batch, the item, its bytes."""
+
+    index: int
+    item: TelemetryItem
+    data: bytes
+
+
+def merge(results: Sequence[ExportResult]) -> ExportResult:
+    """One result of several requests' results (positions already in the batch's terms)."""
+    details = [result.detail for result in results if result.detail]
+    hints = [result.retry_after_s for result in results if result.retry_after_s is not None]
+    return ExportResult(
+        accepted=tuple(sorted(i for result in results for i in result.accepted)),
+        retryable=tuple(sorted(i for result in results for i in result.retryable)),
+        rejected=tuple(
+            sorted(
+                (rejection for result in results for rejection in result.rejected),
+                key=lambda rejection: rejection.index,
+            )
+        ),
+        detail="; ".join(dict.fromkeys(details)),
+        retry_after_s=max(hints) if hints else None,
+    )
+
+
+def failed_whole(result: ExportResult) -> bool:
+    """Nothing got through and nothing was decided: the service is not taking requests."""
+    return not result.accepted and not result.rejected and bool(result.retryable)
+
+
 class AppInsightsSink:
-    """Posts each batch to `<IngestionEndpoint>/v2.1/track` and reports the per-item answer."""
+    """Posts each batch to `<IngestionEndpoint>/v2.1/track` and reports the per-item answer.
+
+    Before sending, each item is placed in the accepted time window (`window.place`, at the
+    export time) and brought within the size limits (`limits.within_limits`).
+    """
 
     def __init__(
         self,
@@ -134,11 +185,17 @@ class AppInsightsSink:
         timeout_s: float = 10.0,
         role_name: str = BACKEND_ROLE_NAME,
         session: requests.Session | None = None,
+        now: Callable[[], datetime] = utc_now,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._target = parse_target(connection_string)
         self._timeout_s = timeout_s
         self._tags = base_tags(role_name)
         self._session = session or http.session()
+        self._now = now
+        self._clock = clock
+        self._logged_cause = ""
+        self._logged_at = 0.0
         # Proxies from the environment are honoured (trust_env); redirects (307/308) are
         # followed with the body, as regional ingestion endpoints may redirect.
 
@@ -156,45 +213,56 @@ class AppInsightsSink:
         """
         if not items:
             return ExportResult()
-        parts: list[tuple[int, bytes]] = []
+        exported_at = self._now()
+        parts: list[Part] = []
         rejected: list[Rejection] = []
         for index, item in enumerate(items):
             try:
-                parts.append((index, self._serialise(item)))
+                placed = limits.within_limits(window.place(item, exported_at), self._size_of)
+                parts.append(Part(index, placed, self._serialise(placed)))
             except (TypeError, ValueError) as error:  # UnicodeEncodeError is a ValueError
                 rejected.append(Rejection(index, f"not serialisable: {type(error).__name__}"))
-        accepted: list[int] = []
-        retryable: list[int] = []
-        details: list[str] = []
-        hints: list[float] = []
-        failed = False  # a request got no item through: send no more this time
-        for request in requests_of(parts):
-            positions = [index for index, _data in request]
-            if failed:
-                retryable += positions
-                continue
-            result = self._post([data for _index, data in request])
-            failed = len(result.retryable) == len(request)
-            accepted += [positions[i] for i in result.accepted]
-            retryable += [positions[i] for i in result.retryable]
-            rejected += [Rejection(positions[r.index], r.reason) for r in result.rejected]
-            if result.detail:
-                details.append(result.detail)
-            if result.retry_after_s is not None:
-                hints.append(result.retry_after_s)
-        return ExportResult(
-            accepted=tuple(sorted(accepted)),
-            retryable=tuple(sorted(retryable)),
-            rejected=tuple(sorted(rejected, key=lambda rejection: rejection.index)),
-            detail="; ".join(dict.fromkeys(details)),
-            retry_after_s=max(hints) if hints else None,
-        )
+        results = [ExportResult(rejected=tuple(rejected))]
+        by_index = {part.index: part for part in parts}
+        failed = False  # a request got nothing through: send no more this time
+        for request in requests_of([(part.index, part.data) for part in parts]):
+            batch = [by_index[index] for index, _data in request]
+            results.append(_held(batch) if failed else self._send(batch))
+            failed = failed_whole(results[-1])
+        return merge(results)
+
+    def _size_of(self, item: TelemetryItem) -> int:
+        return len(self._serialise(item))
 
     def _serialise(self, item: TelemetryItem) -> bytes:
         envelope = to_envelope(item, self._target.instrumentation_key, self._tags)
         return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
-    def _post(self, envelopes: list[bytes]) -> ExportResult:
+    def _send(self, parts: list[Part]) -> ExportResult:
+        """Send `parts` in one request; halve a refused request, shrink a refused single item."""
+        answer = self._post([part.data for part in parts])
+        self._report(answer)
+        if not answer.split:
+            return _positioned(answer.result, parts)
+        if len(parts) > 1:
+            half = len(parts) // 2
+            first = self._send(parts[:half])
+            if failed_whole(first):
+                return merge([first, _held(parts[half:])])
+            return merge([first, self._send(parts[half:])])
+        [part] = parts
+        if answer.status == 400:
+            reason = f"ingestion refused the item: 400 {answer.message}".rstrip()
+            return ExportResult(rejected=(Rejection(part.index, reason),))
+        smaller = len(part.data) // 2
+        if smaller < MIN_ITEM_BYTES:
+            reason = f"ingestion refused the item as too large (413) even at {len(part.data)} bytes"
+            return ExportResult(rejected=(Rejection(part.index, reason),))
+        shrunk = limits.shrink(part.item, self._size_of, smaller)
+        log.warning("a %d-byte item was refused as too large: sent again shrunk", len(part.data))
+        return self._send([Part(part.index, shrunk, self._serialise(shrunk))])
+
+    def _post(self, envelopes: list[bytes]) -> Answer:
         """One track request of serialised envelopes; the answer per item, by position."""
         try:
             response = self._session.post(
@@ -208,15 +276,46 @@ class AppInsightsSink:
             )
         except requests.RequestException as error:
             detail = f"ingestion unreachable: {type(error).__name__}"
-            return ExportResult.all_retryable(len(envelopes), detail)
+            return Answer(ExportResult.all_retryable(len(envelopes), detail))
         with response:
             return classify(
                 len(envelopes),
                 response.status_code,
                 response.content,
                 response.headers.get("Retry-After"),
+                self._now(),
             )
+
+    def _report(self, answer: Answer) -> None:
+        """Log a configuration error loudly: when it starts or changes, then once an interval."""
+        cause = answer.configuration
+        if not cause:
+            self._logged_cause = ""
+            return
+        now = self._clock()
+        if cause != self._logged_cause or now - self._logged_at >= CONFIGURATION_LOG_INTERVAL_S:
+            log.error(
+                "Application Insights refuses the telemetry, held until this is fixed: %s", cause
+            )
+            self._logged_cause, self._logged_at = cause, now
 
     def close(self) -> None:
         """Close the HTTP session."""
         self._session.close()
+
+
+def _positioned(result: ExportResult, parts: list[Part]) -> ExportResult:
+    """`result` of one request with its positions turned into the batch's."""
+    position = [part.index for part in parts]
+    return ExportResult(
+        accepted=tuple(position[i] for i in result.accepted),
+        retryable=tuple(position[i] for i in result.retryable),
+        rejected=tuple(Rejection(position[r.index], r.reason) for r in result.rejected),
+        detail=result.detail,
+        retry_after_s=result.retry_after_s,
+    )
+
+
+def _held(parts: list[Part]) -> ExportResult:
+    """The parts not sent because an earlier request failed as a whole."""
+    return ExportResult(retryable=tuple(part.index for part in parts))

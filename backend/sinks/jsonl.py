@@ -6,12 +6,15 @@ import fcntl
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from backend.sinks.base import ExportResult, Rejection, format_time
+from backend.telemetry import limits, window
 from backend.telemetry.item import TelemetryItem
+from common.envelope import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +25,7 @@ def event_record(item: TelemetryItem) -> dict[str, Any]:
         "name": item.name,
         "time": format_time(item.timestamp),
         "operation_id": item.operation_id,
+        "operation_name": item.operation_name,
         "parent_id": item.parent_id,
         "properties": dict(item.properties),
         "measurements": dict(item.measurements),
@@ -33,11 +37,13 @@ class JsonlSink:
 
     O_APPEND makes each write land at the end even with several worker processes; the `flock`
     keeps one batch's lines together should the kernel split a large write; `fsync` makes the
-    lines durable before the worker deletes their messages.
+    lines durable before the worker deletes their messages. Items are placed in time and cut to
+    size exactly as the Application Insights sink sends them.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, now: Callable[[], datetime] = utc_now) -> None:
         self.path = path
+        self._now = now
         self._fd: int | None = None
 
     def _descriptor(self) -> int:
@@ -57,9 +63,11 @@ class JsonlSink:
         lines: list[bytes] = []
         accepted: list[int] = []
         rejected: list[Rejection] = []
+        exported_at = self._now()
         for index, item in enumerate(items):
+            placed = limits.within_limits(window.place(item, exported_at))
             try:
-                record = json.dumps(event_record(item), ensure_ascii=False, separators=(",", ":"))
+                record = json.dumps(event_record(placed), ensure_ascii=False, separators=(",", ":"))
                 lines.append(record.encode("utf-8") + b"\n")
             except (TypeError, ValueError) as error:  # UnicodeEncodeError is a ValueError
                 rejected.append(Rejection(index, f"not serialisable: {type(error).__name__}"))

@@ -30,6 +30,11 @@ class EventContext:
         return ids.operation_id(self.repository_id, self.run_id, self.attempt)
 
     @property
+    def operation_name(self) -> str:
+        """The name of the operation: the workflow's name, the same on every item of the run."""
+        return self.properties.get("workflow_name", "")
+
+    @property
     def run_attempt_id(self) -> str:
         """The id of the run attempt: a WorkflowRun's item id and its jobs' parent id."""
         return ids.run_attempt_id(self.repository_id, self.run_id, self.attempt)

@@ -82,6 +82,7 @@ def completed(envelope: Envelope, exported_at: datetime) -> list[TelemetryItem]:
         properties={**context.properties, **timings.properties()},
         measurements=timings.measurements,
         operation_id=context.operation_id,
+        operation_name=context.operation_name,
         parent_id=context.run_attempt_id,
         item_id=context.job_item_id,
     )
@@ -112,6 +113,7 @@ def _lifecycle(
             properties={**context.properties, **timings.properties()},
             measurements=timings.measurements,
             operation_id=context.operation_id,
+            operation_name=context.operation_name,
             parent_id=context.run_attempt_id,
             item_id=ids.item_id(name, context.repository_id, context.job_id),
         )

@@ -73,6 +73,7 @@ def completed(envelope: Envelope, exported_at: datetime) -> list[TelemetryItem]:
             properties={**context.properties, **timings.properties()},
             measurements=timings.measurements,
             operation_id=context.operation_id,
+            operation_name=context.operation_name,
             parent_id="",
             item_id=context.run_attempt_id,
         )
@@ -88,6 +89,7 @@ def _lifecycle(envelope: Envelope, name: str, keys: tuple[str, ...]) -> list[Tel
             timestamp=timing.first(*moments) or timing.as_utc(envelope.received_at),
             properties=context.properties,
             operation_id=context.operation_id,
+            operation_name=context.operation_name,
             parent_id="",
             item_id=ids.item_id(name, context.repository_id, context.run_id, context.attempt),
         )

@@ -56,6 +56,7 @@ def to_item(
         properties=properties,
         measurements=timings.measurements,
         operation_id=job.operation_id,
+        operation_name=job.operation_name,
         parent_id=job.job_item_id,
         item_id=ids.item_id("WorkflowStep", job.repository_id, job.job_id, number),
     )

@@ -29,7 +29,7 @@ def item(name: str, index: int = 0) -> TelemetryItem:
 
 def test_each_item_is_one_json_line(tmp_path: Path) -> None:
     path = tmp_path / "var" / "telemetry.jsonl"
-    sink = JsonlSink(path)
+    sink = JsonlSink(path, now=lambda: datetime(2024, 3, 5, 11, 0, 0, tzinfo=UTC))
 
     result = sink.export([item("WorkflowRun"), item("WorkflowJob")])
     sink.close()
@@ -41,12 +41,28 @@ def test_each_item_is_one_json_line(tmp_path: Path) -> None:
             "name": name,
             "time": "2024-03-05T10:04:30.000000Z",
             "operation_id": "op",
+            "operation_name": "",
             "parent_id": "parent",
-            "properties": {"index": "0"},
+            "properties": {"index": "0", "event_time": "2024-03-05T10:04:30.000000Z"},
             "measurements": {"duration_seconds": 270.0},
         }
         for name in ("WorkflowRun", "WorkflowJob")
     ]
+
+
+def test_a_late_item_is_written_at_export_time_as_app_insights_would_receive_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "telemetry.jsonl"
+    sink = JsonlSink(path, now=lambda: datetime(2024, 3, 8, 10, 4, 30, tzinfo=UTC))
+
+    sink.export([item("WorkflowRun")])
+    sink.close()
+
+    [record] = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert record["time"] == "2024-03-08T10:04:30.000000Z"
+    assert record["properties"]["event_time"] == "2024-03-05T10:04:30.000000Z"
+    assert record["measurements"]["late_seconds"] == 3 * 86400.0
 
 
 def test_an_unwritable_file_makes_the_batch_retryable(tmp_path: Path) -> None:

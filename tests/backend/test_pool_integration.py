@@ -19,7 +19,7 @@ from tests.backend.fakes import message_text, pack_text
 from tests.backend.harness import BackendProcess, QueueProbe, wait_until
 from tests.idempotency.conftest import unique_table_name
 from tools.ingestion_server import IngestionServer
-from tools.payloads import JOB_ID, workflow_job_payload, workflow_run_payload
+from tools.payloads import JOB_ID, WORKFLOW_NAME, workflow_job_payload, workflow_run_payload
 
 pytestmark = [pytest.mark.azurite, pytest.mark.slow]
 
@@ -55,7 +55,8 @@ def received(server: IngestionServer) -> list[Signature]:
     return sorted(
         (
             event["data"]["baseData"]["name"],
-            event["time"],
+            # Fixture times are years old: each is sent at its export time and keeps its own.
+            event["data"]["baseData"]["properties"]["event_time"],
             event["tags"]["ai.operation.id"],
             event["tags"].get("ai.operation.parentId", ""),
             event["data"]["baseData"]["measurements"]["duration_seconds"],
@@ -116,8 +117,13 @@ def test_events_arrive_as_custom_events_with_names_properties_and_durations(
         e for e in ingestion_server.events() if e["data"]["baseData"]["name"] == "WorkflowJob"
     )
     [mapped] = [i for i in to_telemetry(decode(texts[1]), utc_now()) if i.name == "WorkflowJob"]
-    assert job["data"]["baseData"]["properties"] == mapped.properties
+    assert job["data"]["baseData"]["properties"] == {
+        **mapped.properties,
+        "event_time": "2024-03-05T10:02:40.000000Z",
+        "is_late": "true",
+    }
     assert job["tags"]["ai.cloud.role"] == "github-telemetry-backend"
+    assert {e["tags"]["ai.operation.name"] for e in ingestion_server.events()} == {WORKFLOW_NAME}
     assert backend.stop() == 0
     assert probe.poison_records() == []
 

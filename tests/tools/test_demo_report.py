@@ -21,6 +21,7 @@ from tools.report import (
     main,
     percentile,
     read_items,
+    span,
     summarize,
     summarize_expected,
     summarize_items,
@@ -159,9 +160,21 @@ def test_report_command_reads_the_sink_file(
     assert main([str(sink)]) == 0
 
     out = capsys.readouterr().out
-    assert out.startswith("Workflows (completed runs, all attempts)")
+    assert out.startswith("No events.\nWorkflows (completed runs, all attempts)")
     assert "octo-demo/api CI" in out
     assert len(read_items(sink)) == len(_sink_lines(5, 8))
+
+
+def test_events_are_placed_at_their_event_time_not_the_time_they_were_sent() -> None:
+    late = {
+        "time": "2024-03-08T09:00:00.000000Z",
+        "properties": {"event_time": "2024-03-05T10:04:30.000000Z", "is_late": "true"},
+    }
+    older_line = {"time": "2024-03-06T11:00:00.000000Z", "properties": {}}
+
+    assert span([late, older_line]) == (
+        "2 events that happened from 2024-03-05 10:04 UTC to 2024-03-06 11:00 UTC"
+    )
 
 
 def test_report_command_says_what_to_do_without_a_sink(
