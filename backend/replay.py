@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from common.queue import MessageGone, MessageQueue, QueueError, QueueMessage
+from common.queue import MessageGone, QueueConsumer, QueueError, QueueMessage, QueueProducer
 
 EXIT_CONFIG = 78
 # How long a record taken for inspection stays hidden from other readers of the poison queue.
@@ -127,8 +127,8 @@ def matches(record: Record, options: Options, now: datetime) -> bool:
 
 
 def replay(
-    poison: MessageQueue,
-    target: MessageQueue,
+    poison: QueueConsumer,
+    target: QueueProducer,
     options: Options,
     now: datetime,
     out: Callable[[str], None] = print,
@@ -185,7 +185,7 @@ def replay(
     return summary
 
 
-def _delete(poison: MessageQueue, message: QueueMessage, out: Callable[[str], None]) -> None:
+def _delete(poison: QueueConsumer, message: QueueMessage, out: Callable[[str], None]) -> None:
     try:
         poison.delete(message)
     except MessageGone:
@@ -211,7 +211,8 @@ def parse_options(argv: Sequence[str] | None) -> Options:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Replay from `<queue>-poison` to the queue the backend's settings name."""
-    from common.settings import SettingsError, environment, load_backend_settings
+    from backend.settings import load_backend_settings
+    from common.settings import SettingsError, environment
 
     options = parse_options(argv)
     try:
