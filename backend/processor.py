@@ -3,7 +3,8 @@
 The worker holds a batch of `Job`s and calls `Processor.advance` until every job has a
 verdict; each call only does what is still missing, so retrying after a sink or ledger
 failure re-exports only the items that were not accepted yet. Each job's progress is its
-`JobState` (`backend.parcel`), moved only by the job's named transitions.
+`JobState` (`backend.parcel`), moved only by the job's named transitions. How the claims make
+each event count once, and what they cost: docs/ledger.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`make report`: a summary of the local JSONL sink, with the same definitions as the README's KQL.
+"""`make report`: a summary of the local JSONL sink, with the same definitions as docs/queries.md.
 
 - Runs: completed `WorkflowRun` events (every attempt counts).
 - Success rate: runs whose `result` is `success` over runs that reached a verdict (`success`,

@@ -32,7 +32,7 @@ T = TypeVar("T")
 # completions costs 4 instead of 8 with 4 partitions, measured about 40% less worker CPU and
 # service time per event. 2 x 2,000 entities/s per partition is still far above any GitHub
 # organisation's webhook rate (a job writes about 9 rows in all: some 440 jobs/s).
-# Changing it remaps keys (see the README's "Table layout" before doing it).
+# Changing it remaps keys (see "Changing the partition count" in docs/ledger.md before doing it).
 # https://learn.microsoft.com/en-us/azure/storage/tables/scalability-targets
 PARTITION_COUNT = 2
 # An entity group transaction holds at most 100 operations on one partition.
