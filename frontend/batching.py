@@ -21,7 +21,7 @@ from typing import Protocol
 
 from common.envelope import MAX_MESSAGE_BYTES, encode_pack, encoded_size
 from common.queue import MessageQueue, QueueUnavailable
-from frontend.packing import PackedMessage
+from common.packing import PackedMessage
 
 MAX_DELIVERIES_PER_MESSAGE = 32
 # Requests of one process waiting for the sender; gthread threads bound it well below this.

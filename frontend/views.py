@@ -22,7 +22,7 @@ from frontend.delivery import (
     require_media_type,
     rule_for,
 )
-from frontend.packing import MessageTooLarge, pack
+from common.packing import MessageTooLarge, pack
 from frontend.signature import SIGNATURE_HEADER, SignatureError, verify_signature
 from frontend.state import current_state
 

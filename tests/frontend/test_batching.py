@@ -16,7 +16,7 @@ from common.memory_queue import InMemoryQueue
 from common.queue import QueueUnavailable
 from frontend.app import create_app
 from frontend.batching import PACK_OVERHEAD_BYTES, DirectSender, GroupCommitter, Receipt
-from frontend.packing import PackedMessage
+from common.packing import PackedMessage
 from tests.frontend.deliveries import frontend_settings, github_headers, json_body
 from tools.payloads import JOB_ID, envelope_for, workflow_job_payload
 

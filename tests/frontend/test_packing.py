@@ -7,8 +7,8 @@ from pytest_mock import MockerFixture
 
 from common.envelope import MAX_MESSAGE_BYTES, Envelope, decode
 from common.reduction import reduce_payload
-from frontend import packing
-from frontend.packing import MessageTooLarge, clip, pack, shorten_free_text
+from common import packing
+from common.packing import MessageTooLarge, clip, pack, shorten_free_text
 from tests.frontend.oversized import job_with_steps, noise, run_with_huge_commit_message
 from tools.payloads import (
     DELIVERY_ID,

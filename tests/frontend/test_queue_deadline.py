@@ -19,7 +19,7 @@ from common.settings import StorageSettings
 from frontend import deadline
 from frontend.app import create_app
 from frontend.batching import GroupCommitter, Receipt
-from frontend.packing import PackedMessage
+from common.packing import PackedMessage
 from tests.frontend.deliveries import frontend_settings, post_webhook, signed_delivery
 from tests.storage_server import OK, TRICKLE, storage_server
 
