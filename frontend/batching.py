@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from common.envelope import MAX_MESSAGE_BYTES, encode_pack, encoded_size
-from common.queue import MessageQueue, QueueUnavailable
 from common.packing import PackedMessage
+from common.queue import MessageQueue, QueueUnavailable
 
 MAX_DELIVERIES_PER_MESSAGE = 32
 # Requests of one process waiting for the sender; gthread threads bound it well below this.

@@ -14,12 +14,12 @@ from dataclasses import replace
 import pytest
 
 from common.memory_queue import InMemoryQueue
+from common.packing import PackedMessage
 from common.queue import QueueUnavailable
 from common.settings import StorageSettings
 from frontend import deadline
 from frontend.app import create_app
 from frontend.batching import GroupCommitter, Receipt
-from common.packing import PackedMessage
 from tests.frontend.deliveries import frontend_settings, post_webhook, signed_delivery
 from tests.storage_server import OK, TRICKLE, storage_server
 

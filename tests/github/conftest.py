@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from backend.github.client import GitHubApi, RateBudget, Target, connect
 from backend.github.settings import GitHubSettings
 from backend.idempotency.records import InMemoryRecords
+from common.settings import StorageSettings
 from tests.github.standin import TOKEN, Running, StandIn, serve
 from tools.payloads import ORG_LOGIN, REPO_NAME, repository
 
@@ -55,6 +57,11 @@ def client(settings: GitHubSettings, target: Target = REPO) -> GitHubApi:
     return connect(settings, target, RateBudget(reserve=0, sleep=lambda _s: None))
 
 
-def storage_env() -> dict[str, str]:
-    """Storage settings that parse but are never called (the tests stop before the table)."""
-    return {"AZURE_STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true"}
+@pytest.fixture
+def storage_env(storage_settings: StorageSettings) -> dict[str, str]:
+    """The environment naming the session Azurite, with a queue and ledger table of its own."""
+    return {
+        "AZURE_STORAGE_CONNECTION_STRING": storage_settings.connection_string or "",
+        "AZURE_STORAGE_QUEUE_NAME": storage_settings.queue_name,
+        "LEDGER_TABLE_NAME": f"ledger{uuid.uuid4().hex[:16]}",
+    }

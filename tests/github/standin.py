@@ -150,7 +150,9 @@ class _Handler(BaseHTTPRequestHandler):
         per_page = int(query.get("per_page", 30))
         start = 0
         if "cursor" in query:
-            start = next(i for i, d in enumerate(items) if d["guid"] + str(d["id"]) == query["cursor"])
+            start = next(
+                i for i, d in enumerate(items) if d["guid"] + str(d["id"]) == query["cursor"]
+            )
         page = items[start : start + per_page]
         headers: dict[str, str] = {}
         if start + per_page < len(items):
@@ -163,7 +165,9 @@ class _Handler(BaseHTTPRequestHandler):
         runs = self.server.state.runs
         if "/workflows/" in path:
             workflow = path.split("/")[-2]
-            runs = [r for r in runs if r["path"].endswith(workflow) or str(r["workflow_id"]) == workflow]
+            runs = [
+                r for r in runs if r["path"].endswith(workflow) or str(r["workflow_id"]) == workflow
+            ]
         if "status" in query:
             runs = [r for r in runs if r["status"] == query["status"]]
         if "created" in query:
@@ -184,8 +188,7 @@ class _Handler(BaseHTTPRequestHandler):
         return 200, {"total_count": total, key: chunk}, headers
 
     def _base(self, path: str) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}{path}"
+        return f"{self.server.url}{path}"
 
     def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         state = self.server.state
@@ -210,6 +213,7 @@ class _Server(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.state = state
         self.lock = threading.Lock()
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
 
 
 @dataclass
@@ -226,8 +230,7 @@ def serve(state: StandIn) -> Iterator[Running]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        host, port = server.server_address[:2]
-        yield Running(f"http://{host}:{port}", state)
+        yield Running(server.url, state)
     finally:
         server.shutdown()
         server.server_close()
