@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: help install test lint format run run-frontend run-backend demo report bench replay-poison clean
+.PHONY: help install test lint format run run-frontend run-backend demo report bench replay-poison recover backfill clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -57,6 +57,12 @@ run-frontend: install ## Run the frontend under gunicorn, configured from the en
 
 run-backend: install ## Run the backend worker pool, configured from the environment and .env
 	$(PY) -m backend
+
+recover: install ## Redeliver failed GitHub deliveries never exported (RECOVER_ARGS="--repo O/N --hook-id ID")
+	$(PY) -m backend.recover $(RECOVER_ARGS)
+
+backfill: install ## Enqueue past runs, jobs and steps from GitHub (BACKFILL_ARGS="--repo O/N --since DATE")
+	$(PY) -m backend.backfill $(BACKFILL_ARGS)
 
 clean: ## Remove the virtualenv, node_modules and var/
 	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache

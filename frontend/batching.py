@@ -26,8 +26,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 from common.envelope import MAX_MESSAGE_BYTES, encode_pack, encoded_size
+from common.packing import PackedMessage
 from common.queue import QueueProducer, QueueUnavailable
-from frontend.packing import PackedMessage
 
 log = logging.getLogger(__name__)
 

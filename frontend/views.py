@@ -11,6 +11,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from common.envelope import utc_now
+from common.packing import MessageTooLarge, pack
 from common.queue import QueueError, QueueUnavailable
 from frontend.delivery import (
     DELIVERY_HEADER,
@@ -22,7 +23,6 @@ from frontend.delivery import (
     require_media_type,
     rule_for,
 )
-from frontend.packing import MessageTooLarge, pack
 from frontend.signature import SIGNATURE_HEADER, SignatureError, verify_signature
 from frontend.state import current_state
 

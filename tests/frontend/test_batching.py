@@ -15,10 +15,10 @@ import pytest
 
 from common.envelope import MAX_MESSAGE_BYTES, compress, decode_message, to_json_bytes
 from common.memory_queue import InMemoryQueue
+from common.packing import PackedMessage
 from common.queue import QueueUnavailable
 from frontend.app import create_app
 from frontend.batching import PACK_OVERHEAD_BYTES, GroupCommitter, Receipt
-from frontend.packing import PackedMessage
 from tests.frontend.deliveries import frontend_settings, github_headers, json_body
 from tools.payloads import JOB_ID, envelope_for, workflow_job_payload
 

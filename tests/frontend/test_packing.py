@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from pytest_mock import MockerFixture
 
+from common import packing
 from common.envelope import MAX_MESSAGE_BYTES, Envelope, decode
+from common.packing import MessageTooLarge, clip, pack, shorten_free_text
 from common.reduction import reduce_payload
-from frontend import packing
-from frontend.packing import MessageTooLarge, clip, pack, shorten_free_text
 from tests.frontend.oversized import job_with_steps, noise, run_with_huge_commit_message
 from tools.payloads import (
     DELIVERY_ID,

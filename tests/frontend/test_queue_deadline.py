@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from common.memory_queue import InMemoryQueue
+from common.packing import PackedMessage
 from common.queue import QueueUnavailable
 from common.settings import StorageSettings
 from frontend.app import create_app
 from frontend.batching import GroupCommitter, Receipt
-from frontend.packing import PackedMessage
 from frontend.state import close_sender
 from tests.frontend.deliveries import frontend_settings, post_webhook, signed_delivery
 from tests.storage_server import OK, TRICKLE, storage_server

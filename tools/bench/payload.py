@@ -15,8 +15,8 @@ from typing import Any
 
 from backend.telemetry.mapping import to_telemetry
 from common.envelope import decode, encode_pack, utc_now
+from common.packing import pack
 from frontend.delivery import parse_delivery
-from frontend.packing import pack
 from frontend.signature import sign
 from tools.payloads import JOB_ID, workflow_job_payload
 

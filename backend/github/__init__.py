@@ -1,0 +1,1 @@
+"""GitHub's REST API for the backend's batch commands: recovering deliveries, backfilling runs."""
