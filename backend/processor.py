@@ -27,8 +27,9 @@ from common.queue import QueueError, QueueMessage
 
 log = logging.getLogger(__name__)
 
-# Puts the poison copy of one envelope of a pack on the poison queue (the worker's queue).
-PoisonSender = Callable[[Job, str], None]
+# Puts the poison copy of one envelope of a pack on the poison queue (the worker's queue),
+# with its reason and the ledger key completed after it (which a replay reopens).
+PoisonSender = Callable[[Job, str, str], None]
 # After a failed purge, try again this much later rather than after a whole interval.
 PURGE_RETRY_S = 60.0
 
@@ -75,7 +76,8 @@ class Processor:
         Every call claims again the keys still to export: the first call is the batch's one
         claim; on a retry the claim is reentrant and renews the lease of what is held. With
         `send_poison`, a pack member the sink rejected is copied to poison at once and its
-        key completed, so a sibling's retry does not export it again.
+        key completed, so a sibling's retry does not export it again; its copy names the key,
+        which a replay reopens.
 
         Raises:
             LedgerDown: the ledger is unreachable; undecided jobs keep their progress.
@@ -242,7 +244,7 @@ class Processor:
         for job in jobs:
             if job.state is JobState.EXPORTED and job.rejections and self._send_poison is not None:
                 try:
-                    self._send_poison(job, self._exported_verdict(job).reason)
+                    self._send_poison(job, self._exported_verdict(job).reason, job.key)
                 except QueueError as error:
                     # Fall back: poison it now, its copy is written when the message is deleted.
                     log.warning("message %s: poison copy failed: %s", job.label, error)

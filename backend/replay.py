@@ -2,8 +2,12 @@
 
 Configured exactly like the backend (the environment, then `.env`, the same names). Each
 matching record of `<queue>-poison` is copied to the queue, then deleted: an interruption
-leaves at worst a copy in both, which the ledger counts once. A record whose content was cut
-to fit the poison queue cannot be replayed; it is reported and left where it is.
+leaves at worst a copy in both, which the ledger counts once. The record of a pack member
+whose ledger key was completed on poisoning names that key, and the key is reopened in the
+backend's ledger before the copy is sent, or the copy would be skipped as already exported
+(such a copy left in both queues, then exported, is exported again by the next replay).
+A record whose content was cut to fit the poison queue cannot be replayed; it is reported and
+left where it is.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
+from backend.idempotency.ledger import Ledger, check_key
+from backend.idempotency.memory import NullLedger
 from common.queue import MessageGone, QueueConsumer, QueueError, QueueMessage, QueueProducer
 
 EXIT_CONFIG = 78
@@ -49,6 +55,7 @@ class Record:
     dead_lettered_at: datetime | None
     content: str | None
     problem: str = ""
+    completed_key: str | None = None  # the ledger key to reopen before the copy is sent
 
 
 @dataclass
@@ -112,7 +119,14 @@ def read_record(message: QueueMessage) -> Record:
     if moment is not None and moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     content, problem = _decoded(document)
-    return Record(label, str(document.get("reason", "")), moment, content, problem)
+    key = document.get("completed_key")
+    if key is not None and not problem:
+        try:
+            check_key(str(key))
+        except ValueError:
+            problem = "its completed_key is not a ledger key"
+    completed_key = None if key is None else str(key)
+    return Record(label, str(document.get("reason", "")), moment, content, problem, completed_key)
 
 
 def matches(record: Record, options: Options, now: datetime) -> bool:
@@ -132,17 +146,22 @@ def replay(
     options: Options,
     now: datetime,
     out: Callable[[str], None] = print,
+    ledger: Ledger | None = None,
 ) -> Summary:
-    """Move the matching records of `poison` to `target`: copy, then delete; print each.
+    """Move the matching records of `poison` to `target`: reopen, copy, then delete; print each.
 
-    Records not moved are hidden while the replay reads on (so each is read once) and made
-    visible again at the end.
+    A record naming a `completed_key` has it reopened in `ledger` first (none: the ledger is
+    disabled). Records not moved are hidden while the replay reads on (so each is read once)
+    and made visible again at the end.
 
     Raises:
         QueueError: a queue failed; what was moved stays moved, the rest stays in poison.
+        LedgerUnavailable: the ledger failed; the record being moved stays in poison.
     """
+    ledger = ledger if ledger is not None else NullLedger()
     summary = Summary()
     verb = "would move" if options.dry_run else "moved"
+    reopened = "would reopen" if options.dry_run else "reopened"
     seen: set[str] = set()
     kept: list[QueueMessage] = []
     try:
@@ -168,13 +187,19 @@ def replay(
                     continue
                 if not options.dry_run:
                     assert record.content is not None
+                    if record.completed_key is not None:
+                        # Before the copy: a worker taking it first would find the key done.
+                        ledger.reopen([record.completed_key])
                     target.send(record.content)
                     _delete(poison, message, out)
                 else:
                     kept.append(message)
                 summary.moved += 1
                 when = record.dead_lettered_at.isoformat() if record.dead_lettered_at else "?"
-                out(f"{verb} {record.label} (poisoned {when}): {record.reason}")
+                line = f"{verb} {record.label} (poisoned {when}): {record.reason}"
+                if record.completed_key is not None:
+                    line += f"; {reopened} ledger key {record.completed_key}"
+                out(line)
     finally:
         for message in kept:
             try:
@@ -211,6 +236,8 @@ def parse_options(argv: Sequence[str] | None) -> Options:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Replay from `<queue>-poison` to the queue the backend's settings name."""
+    from backend.idempotency import LedgerUnavailable, create_ledger
+    from backend.process import close_ledger
     from backend.settings import load_backend_settings
     from common.settings import SettingsError, environment
 
@@ -225,15 +252,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     storage = settings.storage
     target = AzureQueue(storage)
     poison = AzureQueue(replace(storage, queue_name=storage.poison_queue_name))
+    ledger = create_ledger(storage, settings.ledger)
     print(f"replaying {storage.poison_queue_name} to {storage.queue_name}")
     try:
-        replay(poison, target, options, datetime.now(UTC))
-    except QueueError as error:
+        replay(poison, target, options, datetime.now(UTC), ledger=ledger)
+    except (QueueError, LedgerUnavailable) as error:
         print(f"replay stopped, the rest stays in poison: {error}", file=sys.stderr)
         return 1
     finally:
         target.close()
         poison.close()
+        close_ledger(ledger)
     return 0
 
 

@@ -124,12 +124,18 @@ class Settler:
         for job in parcel.jobs:
             self._log_outcome(job)
 
-    def send_member_poison(self, job: Job, reason: str) -> None:
-        """Put the poison record of one envelope of a pack, holding that envelope alone."""
+    def send_member_poison(self, job: Job, reason: str, completed_key: str | None = None) -> None:
+        """Put the poison record of one envelope of a pack, holding that envelope alone.
+
+        `completed_key`: the ledger key recorded as done after this copy, named in the record
+        so that a replay reopens it.
+        """
         member = job.member
         assert member is not None
         place = (member.index, member.count, member.text())
-        record = poison_record(job.message, reason, self.queue.name, utc_now(), place)
+        record = poison_record(
+            job.message, reason, self.queue.name, utc_now(), place, completed_key=completed_key
+        )
         self.queue.send_poison(record)
 
     def _apply(self, parcel: Parcel, plan: Settlement) -> None:

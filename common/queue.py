@@ -87,11 +87,15 @@ def poison_record(
     queue_name: str,
     now: datetime,
     member: tuple[int, int, str] | None = None,
+    *,
+    completed_key: str | None = None,
 ) -> str:
     """Build the poison queue text for `message`, always within the queue's size cap.
 
     `member` = (index, count, text) makes it the record of one envelope of a pack: `content`
     is that envelope alone as single-envelope message text, not the whole message.
+    `completed_key` names the member's ledger key recorded as done on poisoning, which a
+    replay must reopen first.
     """
     content = message.content if member is None else member[2]
     if len(reason) > MAX_REASON_CHARS:
@@ -109,6 +113,8 @@ def poison_record(
     }
     if member is not None:
         record["member_index"], record["member_count"] = member[0], member[1]
+        if completed_key is not None:
+            record["completed_key"] = completed_key
     text = json.dumps(record, separators=(",", ":"))
     if len(text.encode("utf-8")) <= MAX_MESSAGE_BYTES:
         return text

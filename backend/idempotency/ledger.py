@@ -86,6 +86,16 @@ class Ledger(Protocol):
             LedgerUnavailable: the ledger is down; the claims lapse when their lease ends.
         """
 
+    def reopen(self, keys: Iterable[str]) -> None:
+        """Forget that keys were exported, so the next claim of each is CLAIMED, not DONE.
+
+        Only keys recorded as done change; a claim, live or expired, is left as it is. A
+        reopened completion no longer supersedes its entity's lifecycle keys (as `abandon`).
+
+        Raises:
+            LedgerUnavailable: the ledger is down; some keys may be reopened, the rest not.
+        """
+
     def purge(self, older_than: datetime) -> int:
         """Delete entries last changed before `older_than`; returns how many were deleted."""
 

@@ -80,6 +80,14 @@ class InMemoryLedger:
                 if entry is not None and entry.state is EntryState.CLAIMED and entry.owner == owner:
                     del self.entries[key]
 
+    def reopen(self, keys: Iterable[str]) -> None:
+        self._check()
+        with self._lock:
+            for key in distinct_keys(keys):
+                entry = self.entries.get(key)
+                if entry is not None and entry.state is EntryState.DONE:
+                    del self.entries[key]
+
     def purge(self, older_than: datetime) -> int:
         self._check()
         check_now(older_than)
@@ -110,6 +118,9 @@ class NullLedger:
         return frozenset()
 
     def abandon(self, keys: Iterable[str], owner: str) -> None:
+        return None
+
+    def reopen(self, keys: Iterable[str]) -> None:
         return None
 
     def purge(self, older_than: datetime) -> int:

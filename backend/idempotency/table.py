@@ -271,6 +271,32 @@ class TableLedger(TableStore):
 
         self._each_group(work, groups(distinct_keys(keys)))
 
+    def reopen(self, keys: Iterable[str]) -> None:
+        now = datetime.now(UTC)  # as in `abandon`, only the purge reads UpdatedAt
+
+        def decide(key: str, stored: TableEntity | None) -> tuple[list[Operation], bool]:
+            entry = to_entry(stored)
+            if stored is None or entry is None or entry.state is not EntryState.DONE:
+                return [], False
+            partition, etag = partition_of(key), etag_of(stored)
+            if is_lifecycle(key) and is_superseded(stored):
+                # Its entity's completion still stands: the row keeps the mark alone.
+                return [replace_op(mark_row(partition, key, True, now), etag)], False
+            marks = [] if is_lifecycle(key) else lifecycle_keys(key)
+            clear = [mark_op(partition, other, False, now) for other in marks]
+            return [delete_op(partition, key, etag), *clear], False
+
+        # Completions in a pass before their lifecycle keys, which are then decided from the
+        # marks the completions' reopening left (one transaction cannot write a row twice).
+        def work(partition: str, group: list[str]) -> None:
+            self._settle(partition, group, decide, None)
+
+        ordered = distinct_keys(keys)
+        for lifecycle in (False, True):
+            part = [key for key in ordered if is_lifecycle(key) is lifecycle]
+            if part:
+                self._each_group(work, groups(part))
+
     def _settle(
         self,
         partition: str,

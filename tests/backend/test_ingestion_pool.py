@@ -12,12 +12,14 @@ from typing import Any
 
 import pytest
 
+from backend.telemetry.keys import event_key
 from backend.telemetry.limits import MAX_VALUE_CHARS
-from common.envelope import utc_now
+from common.envelope import decode, utc_now
 from common.queue import QueueMessage, poison_record
 from tests.backend import test_pool_integration as pool
-from tests.backend.fakes import message_text
+from tests.backend.fakes import message_text, pack_text
 from tests.backend.harness import QueueProbe, wait_until
+from tests.idempotency.conftest import unique_table_name
 from tools.azurite import PROJECT_ROOT
 from tools.ingestion_server import IngestionServer
 from tools.payloads import JOB_ID, WORKFLOW_NAME, step, workflow_job_payload
@@ -149,13 +151,16 @@ def test_names_of_20000_characters_arrive_cut_to_the_limits(
     assert probe.poison_records() == []
 
 
-def replay(queue_probe: QueueProbe, workdir: Path) -> str:
+def replay(queue_probe: QueueProbe, workdir: Path, **variables: str) -> str:
     """Run `python -m backend.replay` configured by a `.env` alone, as an operator would."""
     workdir.mkdir()
+    settings = {
+        "AZURE_STORAGE_CONNECTION_STRING": queue_probe.storage.connection_string,
+        "AZURE_STORAGE_QUEUE_NAME": queue_probe.storage.queue_name,
+        **variables,
+    }
     (workdir / ".env").write_text(
-        f"AZURE_STORAGE_CONNECTION_STRING={queue_probe.storage.connection_string}\n"
-        f"AZURE_STORAGE_QUEUE_NAME={queue_probe.storage.queue_name}\n",
-        encoding="utf-8",
+        "".join(f"{name}={value}\n" for name, value in settings.items()), encoding="utf-8"
     )
     env = {k: v for k, v in os.environ.items() if "AZURE" not in k and "BACKEND" not in k}
     env["PYTHONPATH"] = str(PROJECT_ROOT)
@@ -198,3 +203,30 @@ def test_a_refused_item_goes_to_poison_and_after_the_replay_arrives_once(
     assert any(
         f"workflow_job:{JOB_ID + 1}:completed was already exported" in m for m in backend.messages()
     )
+
+
+def test_a_refused_member_of_a_pack_goes_to_poison_and_after_the_replay_arrives_once(
+    probe: QueueProbe, ingestion_server: IngestionServer, start_backend: Any, tmp_path: Path
+) -> None:
+    # Given a pack whose run the ingestion refuses for good, and its two jobs it accepts
+    texts = deliveries(3)
+    table = unique_table_name()  # the backend's ledger, which the replay must find too
+    ingestion_server.reject(lambda e: e["data"]["baseData"]["name"] == "WorkflowRun", 400)
+    probe.send(pack_text(*texts))
+    backend = start_backend(LEDGER_TABLE_NAME=table)
+    wait_until(lambda: probe.count() == 0 and len(probe.poison_records()) == 1, what="poisoned")
+    [record] = probe.poison_records()
+    assert (record["member_index"], record["member_count"]) == (0, 3)
+    assert record["completed_key"] == event_key(decode(texts[0]))
+    assert received(ingestion_server) == expected(texts[1:])
+
+    # When the cause is fixed and the poison replayed
+    ingestion_server.recover()
+    output = replay(probe, tmp_path / "replay", LEDGER_TABLE_NAME=table)
+    wait_until(lambda: probe.count() == 0, what="replayed member drained")
+
+    # Then the run arrives once, and its siblings were not exported again
+    assert "moved 1 record(s); 0 left that cannot be replayed" in output
+    assert received(ingestion_server) == expected(texts)
+    assert probe.poison_records() == []
+    assert backend.stop() == 0

@@ -135,7 +135,7 @@ def test_a_rejected_pack_member_is_dead_lettered_once_its_copy_is_sent(
     copies: list[str] = []
 
     # When the batch advances with a poison sender
-    processor.advance(jobs_of(parcels), lambda job, _reason: copies.append(job.label))
+    processor.advance(jobs_of(parcels), lambda job, _reason, _key: copies.append(job.label))
 
     # Then the job's copy went at once and it is dead-lettered; the run waits
     [parcel] = parcels

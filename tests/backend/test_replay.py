@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 import random
 import string
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from backend.idempotency import ClaimStatus, InMemoryLedger, LedgerUnavailable
 from backend.replay import Options, duration_s, main, replay
 from common.memory_queue import InMemoryQueue
 from common.queue import QueueMessage, poison_record
 
 NOW = datetime(2024, 3, 10, 12, 0, tzinfo=UTC)
+KEY = "workflow_job:1:completed"
 
 
 def record(
@@ -23,9 +26,10 @@ def record(
     age: timedelta = timedelta(hours=3),
     member: tuple[int, int, str] | None = None,
     message_id: str = "m-1",
+    completed_key: str | None = None,
 ) -> str:
     message = QueueMessage(message_id, "r", content, 6, NOW - timedelta(days=1))
-    return poison_record(message, reason, "q", NOW - age, member)
+    return poison_record(message, reason, "q", NOW - age, member, completed_key=completed_key)
 
 
 def fill(*records: str) -> tuple[InMemoryQueue, InMemoryQueue]:
@@ -37,6 +41,45 @@ def fill(*records: str) -> tuple[InMemoryQueue, InMemoryQueue]:
 
 def contents(queue: InMemoryQueue) -> list[str]:
     return [message.content for message in queue.receive(32, 60)]
+
+
+class JournaledLedger(InMemoryLedger):
+    """The in-memory ledger, writing each reopen into a journal shared with the queue."""
+
+    def __init__(self, journal: list[str]) -> None:
+        super().__init__()
+        self.journal = journal
+
+    def reopen(self, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        self.journal.append(f"reopen {keys}")
+        super().reopen(keys)
+
+
+class JournaledQueue(InMemoryQueue):
+    """The in-memory queue, writing each send into a journal shared with the ledger."""
+
+    def __init__(self, name: str, journal: list[str]) -> None:
+        super().__init__(name)
+        self.journal = journal
+
+    def send(self, content: str) -> str:
+        self.journal.append(f"send {content}")
+        return super().send(content)
+
+
+def member_replay(dry_run: bool) -> tuple[list[str], list[str], JournaledLedger, InMemoryQueue]:
+    """Replay a member record whose key was completed, and a plain record, over journals."""
+    journal: list[str] = []
+    ledger = JournaledLedger(journal)
+    ledger.complete([KEY], "worker", NOW)
+    poison = InMemoryQueue("q-poison")
+    poison.send(record("pack", member=(0, 2, "member"), message_id="m-1", completed_key=KEY))
+    poison.send(record("plain", message_id="m-2"))
+    target = JournaledQueue("q", journal)
+    printed: list[str] = []
+    replay(poison, target, Options(dry_run=dry_run), NOW, printed.append, ledger)
+    return journal, printed, ledger, poison
 
 
 def test_every_record_goes_back_with_its_original_content_and_is_printed() -> None:
@@ -97,6 +140,45 @@ def test_a_dry_run_moves_nothing_and_leaves_every_record_visible() -> None:
     assert len(target) == 0
     assert len(poison.receive(32, 60)) == 2
     assert printed[-1] == "would move 2 record(s); 0 left that cannot be replayed"
+
+
+def test_a_completed_member_key_is_reopened_before_its_copy_is_sent() -> None:
+    journal, printed, ledger, poison = member_replay(dry_run=False)
+
+    assert journal == [f"reopen {[KEY]}", "send member", "send plain"]
+    assert ledger.claim([KEY], "worker", NOW) == {KEY: ClaimStatus.CLAIMED}
+    assert printed[0].endswith(f"; reopened ledger key {KEY}")
+    assert len(poison) == 0
+
+
+def test_a_dry_run_reopens_nothing() -> None:
+    journal, printed, ledger, poison = member_replay(dry_run=True)
+
+    assert journal == []
+    assert ledger.claim([KEY], "worker", NOW) == {KEY: ClaimStatus.DONE}
+    assert printed[0].endswith(f"; would reopen ledger key {KEY}")
+    assert len(poison) == 2
+
+
+def test_a_ledger_outage_stops_the_replay_before_the_copy() -> None:
+    poison, target = fill(record("pack", member=(0, 2, "member"), completed_key=KEY))
+    ledger = InMemoryLedger()
+    ledger.unavailable = True
+
+    with pytest.raises(LedgerUnavailable):
+        replay(poison, target, Options(), NOW, lambda _line: None, ledger)
+
+    assert (len(target), len(poison)) == (0, 1)
+
+
+def test_a_record_naming_a_malformed_key_is_left() -> None:
+    poison, target = fill(record("pack", member=(0, 2, "member"), completed_key="no/key"))
+    printed: list[str] = []
+
+    summary = replay(poison, target, Options(), NOW, printed.append, InMemoryLedger())
+
+    assert (summary.moved, len(target), len(poison)) == (0, 0, 1)
+    assert printed[0] == "left m-1 member 0/2: its completed_key is not a ledger key"
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("90s", 90.0), ("30m", 1800.0), ("2h", 7200.0)])

@@ -258,10 +258,76 @@ def test_a_batch_mixing_every_status(ledger: Ledger) -> None:
     }
 
 
+def test_a_reopened_key_is_claimed_and_exported_again(ledger: Ledger) -> None:
+    # Given a key completed when its item was poisoned
+    ledger.claim([JOB], "a", T0)
+    ledger.complete([JOB], "a", T0)
+
+    # When a replay reopens it (twice: a replay run again after an interruption)
+    ledger.reopen([JOB])
+    ledger.reopen([JOB])
+
+    # Then its replayed copy is claimed, and done once completed again
+    assert ledger.claim([JOB], "b", T0 + timedelta(days=1)) == {JOB: CLAIMED}
+    assert ledger.complete([JOB], "b", T0 + timedelta(days=1)) == frozenset()
+    assert ledger.claim([JOB], "c", T0 + timedelta(days=1)) == {JOB: DONE}
+
+
+def test_reopen_leaves_claims_and_unknown_keys_alone(ledger: Ledger) -> None:
+    held, expired = "workflow_job:1:completed", "workflow_job:2:completed"
+    ledger.claim([held], "a", T0 + LEASE)
+    ledger.claim([expired], "a", T0 - LEASE)
+
+    ledger.reopen([held, expired, "workflow_job:404:completed"])
+
+    assert ledger.claim([held], "b", T0 + LEASE) == {held: BUSY}
+    assert ledger.complete([held, expired], "a", T0 + LEASE) == frozenset()
+    assert ledger.claim([held, expired], "b", T0 + LEASE) == {held: DONE, expired: DONE}
+
+
+def test_a_reopened_completion_no_longer_supersedes_its_lifecycle_events(ledger: Ledger) -> None:
+    # Given a completed job whose in_progress was exported before, and a queued never seen
+    in_progress, queued = "workflow_job:123:in_progress", "workflow_job:123:queued"
+    ledger.complete([in_progress], "a", T0)
+    ledger.claim([JOB], "a", T0)
+    ledger.complete([JOB], "a", T0)
+
+    ledger.reopen([JOB])
+
+    # Then the exported in_progress stays done, the queued is free until the job is claimed
+    assert ledger.claim([in_progress, queued], "b", T0) == {in_progress: DONE, queued: CLAIMED}
+    ledger.abandon([queued], "b")
+    assert ledger.claim([JOB], "b", T0) == {JOB: CLAIMED}
+    assert ledger.claim([queued], "c", T0) == {queued: SUPERSEDED}
+
+
+def test_a_reopened_lifecycle_key_stays_superseded_by_its_entitys_completion(
+    ledger: Ledger,
+) -> None:
+    in_progress = "workflow_job:123:in_progress"
+    ledger.complete([in_progress], "a", T0)
+    ledger.complete([JOB], "a", T0)
+
+    ledger.reopen([in_progress])
+
+    assert ledger.claim([in_progress, JOB], "b", T0) == {in_progress: SUPERSEDED, JOB: DONE}
+
+
+def test_reopening_a_completion_and_its_own_lifecycle_keys_together(ledger: Ledger) -> None:
+    in_progress, waiting = "workflow_job:123:in_progress", "workflow_job:123:waiting"
+    ledger.complete([in_progress], "a", T0)
+    ledger.complete([JOB], "a", T0)
+
+    ledger.reopen([in_progress, JOB])
+
+    assert ledger.claim([in_progress, waiting], "b", T0) == {in_progress: CLAIMED, waiting: CLAIMED}
+
+
 def test_an_empty_batch_costs_nothing(ledger: Ledger) -> None:
     assert ledger.claim([], "a", T0) == {}
     assert ledger.complete([], "a", T0) == frozenset()
     ledger.abandon([], "a")
+    ledger.reopen([])
 
 
 def test_purge_removes_old_entries_only(ledger: Ledger) -> None:
