@@ -31,7 +31,7 @@ param minReplicas int = 1
 param maxReplicas int = 10
 
 @description('Concurrent requests per replica before another replica is added.')
-param concurrentRequests int = 10
+param concurrentRequests int = 5
 
 param tags object = {}
 
