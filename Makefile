@@ -7,6 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+CHECKOV_STAMP := var/checkov/.installed
 
 .PHONY: help install test lint format run run-frontend run-backend demo report bench replay-poison recover backfill clean
 
@@ -23,7 +24,12 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(PY_STAMP) $(NODE_STAMP) ## Build .venv from requirements/ and install Azurite from package.json
+$(CHECKOV_STAMP): requirements/checkov.txt
+	test -x var/checkov/bin/python || $(PYTHON) -m venv var/checkov
+	var/checkov/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/checkov.txt
+	touch $@
+
+install: $(PY_STAMP) $(NODE_STAMP) $(CHECKOV_STAMP) ## Build .venv from requirements/ and install Azurite from package.json
 
 test: install ## Run the whole test suite (starts its own Azurite)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -1,7 +1,8 @@
 """The Azure Storage clients the services build: one credential choice, endpoints, time bounds.
 
 A connection string (Azurite, account keys) wins; without one, the account name and
-`DefaultAzureCredential` (a managed identity in Azure) reach the account's public endpoints.
+`DefaultAzureCredential` (a managed identity in Azure) reach the account's endpoints: the public
+cloud's, or the full URLs the settings give (sovereign clouds, an emulator in OAuth mode).
 Every client gets its socket timeouts through `common.http`'s transport and a bounded retry.
 """
 
@@ -39,6 +40,12 @@ def endpoint(account_name: str | None, service: str) -> str:
     return f"https://{account_name}.{service}.core.windows.net"
 
 
+def service_url(storage: StorageSettings, service: str) -> str:
+    """The URL of the `queue` or `table` service: the one configured, else the public cloud's."""
+    configured = storage.queue_endpoint if service == "queue" else storage.table_endpoint
+    return configured.rstrip("/") if configured else endpoint(storage.account_name, service)
+
+
 def _build(
     client_class: type[Client],
     storage: StorageSettings,
@@ -52,9 +59,7 @@ def _build(
     from azure.identity import DefaultAzureCredential  # only needed without a connection string
 
     credential = DefaultAzureCredential()
-    return client_class(
-        endpoint(storage.account_name, service), name, credential=credential, **options
-    )
+    return client_class(service_url(storage, service), name, credential=credential, **options)
 
 
 def queue_client(

@@ -172,11 +172,17 @@ class EnvReader:
 
 @dataclass(frozen=True)
 class StorageSettings:
-    """Where the queue lives: a connection string (Azurite, keys) or an account name (Entra ID)."""
+    """Where the queue lives: a connection string (Azurite, keys) or an account name (Entra ID).
+
+    With an account name, `queue_endpoint` and `table_endpoint` are the services' full URLs when
+    they are not the public cloud's (`https://<account>.queue.core.windows.net`, `.table.`).
+    """
 
     connection_string: str | None
     account_name: str | None
     queue_name: str
+    queue_endpoint: str | None = None
+    table_endpoint: str | None = None
 
     @property
     def poison_queue_name(self) -> str:
@@ -215,6 +221,15 @@ def _check_queue_name(value: str) -> None:
         )
 
 
+def _check_endpoint(value: str) -> None:
+    """Fail at start on a service URL the SDK could not reach."""
+    scheme, _, rest = value.partition("://")
+    if scheme.lower() not in {"http", "https"} or not rest.strip("/"):
+        raise ValidationError(
+            f"must be a full URL such as https://<account>.queue.core.windows.net, got {value!r}"
+        )
+
+
 def read_storage(reader: EnvReader) -> StorageSettings:
     """Queue location; a connection string wins over an account name."""
     connection_string = reader.text("AZURE_STORAGE_CONNECTION_STRING", _check_connection_string)
@@ -226,7 +241,13 @@ def read_storage(reader: EnvReader) -> StorageSettings:
             "DefaultAzureCredential)"
         )
     queue_name = reader.text("AZURE_STORAGE_QUEUE_NAME", _check_queue_name) or DEFAULT_QUEUE_NAME
-    return StorageSettings(connection_string, account_name, queue_name)
+    return StorageSettings(
+        connection_string,
+        account_name,
+        queue_name,
+        queue_endpoint=reader.text("AZURE_STORAGE_QUEUE_ENDPOINT", _check_endpoint),
+        table_endpoint=reader.text("AZURE_STORAGE_TABLE_ENDPOINT", _check_endpoint),
+    )
 
 
 def load_storage_settings(env: Mapping[str, str], prefix: str = "") -> StorageSettings:

@@ -9,6 +9,13 @@ from collections.abc import Iterator
 import pytest
 
 from common.settings import StorageSettings
+from tests.identity.fixtures import (  # noqa: F401 (fixtures for every test)
+    identity_endpoint,
+    loopback_certificate,
+    managed_identity,
+    oauth_azurite,
+    oauth_storage_settings,
+)
 from tools.azurite import Azurite, AzuriteError
 
 

@@ -53,10 +53,27 @@ class Azurite:
     """One Azurite process serving queues and tables on free loopback ports.
 
     With a `workspace` folder its data survives `stop()`, and `start()` again brings it back on
-    the same ports: tests use that to simulate an outage and a recovery.
+    the same ports: tests use that to simulate an outage and a recovery. With `cert` and `key`
+    (PEM files) it serves HTTPS; `oauth` then also accepts bearer tokens (`--oauth basic`
+    checks a token's audience, issuer and lifetime, not its signature, and needs HTTPS).
     """
 
-    def __init__(self, workspace: Path | None = None, in_memory: bool = True) -> None:
+    def __init__(
+        self,
+        workspace: Path | None = None,
+        in_memory: bool = True,
+        *,
+        cert: Path | None = None,
+        key: Path | None = None,
+        oauth: bool = False,
+    ) -> None:
+        if (cert is None) != (key is None):
+            raise ValueError("give both cert and key, or neither")
+        if oauth and cert is None:
+            raise ValueError("Azurite accepts bearer tokens over HTTPS only: give cert and key")
+        self.cert = cert
+        self.key = key
+        self.oauth = oauth
         self.queue_port = free_port()
         self.table_port = free_port()
         self.blob_port = free_port()
@@ -67,11 +84,27 @@ class Azurite:
         self._log: IO[bytes] | None = None
 
     @property
+    def scheme(self) -> str:
+        """`https` with a certificate, else `http`."""
+        return "http" if self.cert is None else "https"
+
+    @property
+    def queue_endpoint(self) -> str:
+        """The development account's queue service URL on this instance."""
+        return f"{self.scheme}://127.0.0.1:{self.queue_port}/{ACCOUNT_NAME}"
+
+    @property
+    def table_endpoint(self) -> str:
+        """The development account's table service URL on this instance."""
+        return f"{self.scheme}://127.0.0.1:{self.table_port}/{ACCOUNT_NAME}"
+
+    @property
     def connection_string(self) -> str:
         """A connection string for the development account on this instance's ports."""
-        base = "http://127.0.0.1"
+        base = f"{self.scheme}://127.0.0.1"
         return (
-            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT_NAME};AccountKey={ACCOUNT_KEY};"
+            f"DefaultEndpointsProtocol={self.scheme};AccountName={ACCOUNT_NAME};"
+            f"AccountKey={ACCOUNT_KEY};"
             f"BlobEndpoint={base}:{self.blob_port}/{ACCOUNT_NAME};"
             f"QueueEndpoint={base}:{self.queue_port}/{ACCOUNT_NAME};"
             f"TableEndpoint={base}:{self.table_port}/{ACCOUNT_NAME};"
@@ -98,6 +131,10 @@ class Azurite:
             "--tablePort",
             str(self.table_port),
         ]
+        if self.cert is not None and self.key is not None:
+            command += ["--cert", str(self.cert), "--key", str(self.key)]
+        if self.oauth:
+            command += ["--oauth", "basic"]
         if self._in_memory:
             command.append("--inMemoryPersistence")
             # Azurite writes nothing in memory mode, but keep its cwd out of the checkout.

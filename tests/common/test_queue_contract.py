@@ -36,13 +36,15 @@ class _Clock:
 Implementation = InMemoryQueue | AzureQueue
 
 
-@pytest.fixture(params=["memory", "azurite"])
+@pytest.fixture(params=["memory", "azurite", "azurite-oauth"])
 def queue(request: pytest.FixtureRequest) -> Iterator[Implementation]:
     """Each implementation in turn, over a queue of this test's own."""
     if request.param == "memory":
         yield InMemoryQueue()
         return
-    settings: StorageSettings = request.getfixturevalue("storage_settings")
+    # On "azurite-oauth" the queue and its poison queue run on a managed identity's tokens.
+    fixture = "storage_settings" if request.param == "azurite" else "oauth_storage_settings"
+    settings: StorageSettings = request.getfixturevalue(fixture)
     azure = create_queue(settings)
     yield azure
     azure.close()

@@ -39,14 +39,24 @@ def table_ledger(
         "memory",
         pytest.param("azurite", marks=pytest.mark.azurite),
         pytest.param("azurite-sdk", marks=pytest.mark.azurite),
+        pytest.param("azurite-oauth", marks=pytest.mark.azurite),
+        pytest.param("azurite-oauth-sdk", marks=pytest.mark.azurite),
     ]
 )
 def ledger(request: pytest.FixtureRequest) -> Iterator[Ledger]:
-    """The same contract, run against the fake and against Azurite through either transport."""
+    """The same contract against the fake and Azurite, through either transport.
+
+    The "-oauth" runs reach the table with a managed identity's tokens and no key.
+    """
     if request.param == "memory":
         yield InMemoryLedger(lease_s=LEASE_S)
         return
-    fast = request.param == "azurite"
-    table = table_ledger(request.getfixturevalue("azurite"), fast_transactions=fast)
+    fast = not request.param.endswith("-sdk")
+    if "oauth" in request.param:
+        storage: StorageSettings = request.getfixturevalue("oauth_storage_settings")
+        settings = LedgerSettings(table_name=unique_table_name(), lease_s=LEASE_S)
+        table = TableLedger(storage, settings, fast_transactions=fast)
+    else:
+        table = table_ledger(request.getfixturevalue("azurite"), fast_transactions=fast)
     yield table
     table.close()
