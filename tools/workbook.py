@@ -65,7 +65,8 @@ _DISTINCT = (
 def fill(text: str) -> str:
     """The query as the workbook runs it: each parameter line replaced by its parameter."""
     for pattern, replacement in FILLS:
-        text = pattern.sub(lambda _, value=replacement: value, text)
+        # Split and join rather than `sub`, which would read `\` escapes in the replacement.
+        text = replacement.join(pattern.split(text))
     return text
 
 
