@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +15,14 @@ import pytest
 from tests.tools.browser import ChartMarks, dump_dom, png_pixels, require_browser, screenshot
 from tests.tools.demo_sink import sink_lines
 from tools.demo_day import build_scenario
-from tools.report import charts, definitions, summarize_expected, summarize_items, write_dashboard
+from tools.report import (
+    charts,
+    definitions,
+    html,
+    summarize_expected,
+    summarize_items,
+    write_dashboard,
+)
 from tools.report.html import ECHARTS_JS
 from tools.report.sink import events
 
@@ -105,16 +113,24 @@ def test_the_page_is_self_contained(page: Path) -> None:
 def test_chromium_draws_every_chart_with_data(page: Path, tmp_path: Path) -> None:
     browser = require_browser()
     specs = by_id(charts.build(events(sink_lines(SEED, RUNS, NOW)), NOW))
+    # The same charts with every value removed: axes, grid and legend only.
+    empty = [
+        replace(chart, series=[replace(s, data=[None] * len(s.data)) for s in chart.series])
+        for chart in specs.values()
+    ]
+    control = html.write(tmp_path / "empty.html", empty, "no data", NOW)
 
     dom = dump_dom(browser, page, tmp_path)
+    drawn, bare = ChartMarks(), ChartMarks()
+    drawn.feed(dom)
+    bare.feed(dump_dom(browser, control, tmp_path))
 
     assert f'data-charts-drawn="{len(specs)}"' in dom
-    parsed = ChartMarks()
-    parsed.feed(dom)
-    assert parsed.points == {name: chart.points() for name, chart in specs.items()}
-    # Each series draws at least one shape beyond the axes and the legend's.
+    assert drawn.points == {name: chart.points() for name, chart in specs.items()}
     for name, chart in specs.items():
-        assert parsed.marks[name] > 2 * len(chart.series) + 4, name
+        # A bar is a shape of its own; a line is at least one shape per series.
+        least = chart.points() if chart.kind != "line" else len(chart.series)
+        assert drawn.marks[name] >= bare.marks[name] + least, name
 
 
 def test_chromium_screenshot_is_not_blank(page: Path, tmp_path: Path) -> None:
