@@ -9,7 +9,7 @@ PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 CHECKOV_STAMP := var/checkov/.installed
 
-.PHONY: help install test lint format run run-frontend run-backend demo report bench replay-poison recover backfill clean
+.PHONY: help install test lint format run run-frontend run-backend demo report bench replay-poison recover backfill clean browser
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -29,9 +29,16 @@ $(CHECKOV_STAMP): requirements/checkov.txt
 	var/checkov/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/checkov.txt
 	touch $@
 
-install: $(PY_STAMP) $(NODE_STAMP) $(CHECKOV_STAMP) ## Build .venv from requirements/ and install Azurite from package.json
+install: $(PY_STAMP) $(NODE_STAMP) $(CHECKOV_STAMP) ## Build .venv from requirements/, checkov's own venv, and package.json (Azurite, Kusto, ECharts)
 
-test: install ## Run the whole test suite (starts its own Azurite)
+# The dashboard's browser test needs Chromium: installed as root with apt, else it skips (CI=true fails).
+browser: ## Install headless Chromium (Debian's chromium) when root with apt
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && apt-get install -y -qq chromium; \
+	else echo "no Chromium, and not root with apt: the browser test will skip"; fi
+
+test: install browser ## Run the whole test suite (starts its own Azurite)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install ## ruff (check and format) and mypy
@@ -49,7 +56,7 @@ run: install ## Start Azurite, the frontend and the backend locally; Ctrl-C stop
 demo: install ## With `make run` going: send a demo day of deliveries and print the summary
 	$(PY) -m tools.demo
 
-report: install ## Summarize the local telemetry sink (var/telemetry.jsonl)
+report: install ## Summarize the local sink (var/telemetry.jsonl) and write the dashboard var/report.html
 	$(PY) -m tools.report $(REPORT_FILE)
 
 bench: install ## Benchmark frontend, backend and end to end against raw queue ceilings (BENCH_ARGS=--quick)

@@ -95,7 +95,7 @@ def wait_for_sink(path: Path, scenario: Scenario, timeout_s: float) -> list[dict
 
 def main(argv: list[str] | None = None) -> int:
     """Send the demo day to a frontend and print the summary of what arrived."""
-    from tools.report import format_report, summarize_expected, summarize_items  # noqa: I001
+    from tools.report import format_report, summarize_expected, summarize_items, write_dashboard  # noqa: I001
     from tools.devstack import local_secret, var_dir
     from backend.settings import telemetry_file
     from common.settings import environment
@@ -122,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     items = wait_for_sink(sink, scenario, args.timeout)
     print()
     print(format_report(summarize_items(items), summarize_expected(scenario.expected)))
+    print()
+    print(f"dashboard: {write_dashboard(items, var_dir(env) / 'report.html')}")
     return 0
 
 

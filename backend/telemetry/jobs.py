@@ -6,13 +6,15 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from backend.telemetry import fields, ids, steps, timing
+from backend.telemetry import fields, ids, steps, timing, window
 from backend.telemetry.context import EventContext
 from backend.telemetry.item import TelemetryItem
 from backend.telemetry.results import result_of
 from common.envelope import Envelope
 
 SELF_HOSTED_LABEL = "self-hosted"
+# Lifecycle events carry when the frontend received them, which orders states of equal time.
+RECEIVED_AT = "received_at"
 
 
 def read_job(envelope: Envelope) -> EventContext:
@@ -106,11 +108,13 @@ def _lifecycle(
             timing.timestamp(job, "started_at"),
         )
     moments = (timing.timestamp(job, key) for key in keys)
+    # Queued and Waiting both carry `created_at`: the receipt time orders a job's states.
+    received = {RECEIVED_AT: window.iso_time(envelope.received_at)}
     return [
         TelemetryItem(
             name=name,
             timestamp=timing.first(*moments) or timing.as_utc(envelope.received_at),
-            properties={**context.properties, **timings.properties()},
+            properties={**context.properties, **timings.properties(), **received},
             measurements=timings.measurements,
             operation_id=context.operation_id,
             operation_name=context.operation_name,

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from backend.telemetry import fields, ids, timing
+from backend.telemetry import fields, ids, timing, window
 from backend.telemetry.context import EventContext
 from backend.telemetry.item import TelemetryItem
+from backend.telemetry.jobs import RECEIVED_AT
 from backend.telemetry.results import result_of
 from common.envelope import Envelope
 
@@ -87,7 +88,7 @@ def _lifecycle(envelope: Envelope, name: str, keys: tuple[str, ...]) -> list[Tel
         TelemetryItem(
             name=name,
             timestamp=timing.first(*moments) or timing.as_utc(envelope.received_at),
-            properties=context.properties,
+            properties={**context.properties, RECEIVED_AT: window.iso_time(envelope.received_at)},
             operation_id=context.operation_id,
             operation_name=context.operation_name,
             parent_id="",

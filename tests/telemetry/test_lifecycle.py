@@ -132,7 +132,11 @@ def test_lifecycle_action_maps_to_one_event(
     items = to_telemetry(envelope_for(payload), EXPORTED_AT)
 
     assert [item.name for item in items] == [name]
-    assert items[0].properties == {**properties, "item_id": items[0].item_id}
+    assert items[0].properties == {
+        **properties,
+        "item_id": items[0].item_id,
+        "received_at": "2024-03-05T10:05:00.000000Z",
+    }
     assert items[0].measurements == measurements
     assert items[0].timestamp == moment
 
@@ -147,6 +151,28 @@ def test_lifecycle_action_maps_to_one_event(
 )
 def test_unknown_action_emits_nothing(payload: dict[str, Any]) -> None:
     assert to_telemetry(envelope_for(payload), EXPORTED_AT) == []
+
+
+def test_job_states_of_equal_time_are_ordered_by_when_they_were_received() -> None:
+    # Given a job that waited for an approval, then was queued: both carry `created_at`
+    waiting_at = datetime(2024, 3, 5, 10, 0, 1, 250000, tzinfo=UTC)
+    queued_at = datetime(2024, 3, 5, 10, 20, 0, tzinfo=UTC)
+    (waiting,) = to_telemetry(
+        envelope_for(workflow_job_payload("waiting"), received_at=waiting_at), EXPORTED_AT
+    )
+    (queued,) = to_telemetry(
+        envelope_for(workflow_job_payload("queued"), received_at=queued_at), EXPORTED_AT
+    )
+    # Then their times tie, and their receipt times (microseconds kept) order them
+    assert waiting.timestamp == queued.timestamp
+    assert waiting.properties["received_at"] == "2024-03-05T10:00:01.250000Z"
+    assert waiting.properties["received_at"] < queued.properties["received_at"]
+
+
+def test_completion_events_carry_no_receipt_time() -> None:
+    items = to_telemetry(envelope_for(workflow_job_payload("completed")), EXPORTED_AT)
+
+    assert all("received_at" not in item.properties for item in items)
 
 
 def test_job_queued_with_missing_times_falls_back_to_received_time() -> None:

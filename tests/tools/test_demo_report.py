@@ -10,15 +10,12 @@ from typing import Any
 
 import pytest
 
-from backend.telemetry.mapping import to_telemetry
-from common.envelope import Envelope
-from common.reduction import reduce_payload
+from tests.tools.demo_sink import sink_lines
 from tools.demo_day import build_scenario
 from tools.report import (
     JobFact,
     RunFact,
     format_report,
-    main,
     percentile,
     read_items,
     span,
@@ -26,31 +23,14 @@ from tools.report import (
     summarize_expected,
     summarize_items,
 )
+from tools.report.__main__ import main
 
 NOW = datetime(2026, 3, 2, 18, 0, tzinfo=UTC)
 
 
 def _sink_lines(seed: int, runs: int) -> list[dict[str, Any]]:
     """What the JSONL sink would hold after the backend mapped every demo delivery."""
-    scenario = build_scenario(seed, runs, now=NOW)
-    lines: list[dict[str, Any]] = []
-    for index, delivery in enumerate(scenario.deliveries):
-        envelope = Envelope(
-            delivery_id=f"d{index}",
-            event=delivery.event,
-            action=delivery.payload["action"],
-            received_at=NOW,
-            payload=reduce_payload(delivery.event, delivery.payload),
-        )
-        for item in to_telemetry(envelope, NOW):
-            lines.append(
-                {
-                    "name": item.name,
-                    "properties": item.properties,
-                    "measurements": item.measurements,
-                }
-            )
-    return lines
+    return sink_lines(seed, runs, NOW)
 
 
 @pytest.mark.parametrize(("share", "expected"), [(50, 3.0), (95, 5.0), (0, 1.0), (100, 5.0)])
@@ -137,12 +117,23 @@ def test_report_of_the_mapped_demo_day_matches_the_demo_books() -> None:
     assert "The summary matches what was sent." in format_report(actual, expected)
 
 
-def test_a_doubled_event_shows_as_a_mismatch() -> None:
+def test_an_item_delivered_twice_counts_once() -> None:
     scenario = build_scenario(3, 12, now=NOW)
     lines = _sink_lines(3, 12)
     doubled = lines + [next(line for line in lines if line["name"] == "WorkflowRun")]
 
     report = format_report(summarize_items(doubled), summarize_expected(scenario.expected))
+
+    assert "The summary matches what was sent." in report
+
+
+def test_an_extra_run_shows_as_a_mismatch() -> None:
+    scenario = build_scenario(3, 12, now=NOW)
+    lines = _sink_lines(3, 12)
+    run = next(line for line in lines if line["name"] == "WorkflowRun")
+    other = {**run, "properties": {**run["properties"], "item_id": "0123456789abcdef"}}
+
+    report = format_report(summarize_items([*lines, other]), summarize_expected(scenario.expected))
 
     assert "MISMATCH" in report
     assert "The summary DOES NOT match what was sent." in report
@@ -157,12 +148,14 @@ def test_report_command_reads_the_sink_file(
         encoding="utf-8",
     )
 
-    assert main([str(sink)]) == 0
+    assert main([str(sink), "--html", str(tmp_path / "report.html")]) == 0
 
     out = capsys.readouterr().out
-    assert out.startswith("No events.\nWorkflows (completed runs, all attempts)")
+    assert out.startswith(f"{len(_sink_lines(5, 8))} events that happened from")
+    assert "\nWorkflows (completed runs, all attempts)\n" in out
     assert "octo-demo/api CI" in out
     assert len(read_items(sink)) == len(_sink_lines(5, 8))
+    assert out.endswith(f"dashboard: {tmp_path / 'report.html'}\n")
 
 
 def test_events_are_placed_at_their_event_time_not_the_time_they_were_sent() -> None:

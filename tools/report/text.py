@@ -1,6 +1,6 @@
-"""`make report`: a summary of the local JSONL sink, with the same definitions as docs/queries.md.
+"""The text report: workflows, queue times and busy time, checked against the demo's books.
 
-- Runs: completed `WorkflowRun` events (every attempt counts).
+- Runs: completed `WorkflowRun` events (every attempt counts), each `item_id` once.
 - Success rate: runs whose `result` is `success` over runs that reached a verdict (`success`,
   `failure`, `timeout`, `error`); cancelled and skipped runs are left out of both.
 - Duration p50/p95: nearest-rank percentiles of `duration_seconds` (this attempt) of the runs
@@ -9,36 +9,18 @@
   skipped; a job counts once under each of its labels.
 - Runner busy time: the sum of `duration_seconds` of completed jobs per `runner_group_name`, and
   per `runner_name` for self-hosted runners (GitHub-hosted runners are new for every job).
-- Events are placed at `event_time` (their true time), never at the time they were sent: a
-  late event is sent with its export time (docs/ingestion.md#late-events).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import math
-import sys
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from backend.settings import DEFAULT_TELEMETRY_FILE
 from backend.telemetry.results import result_of
-
-VERDICTS = frozenset({"success", "failure", "timeout", "error"})
-
-
-def percentile(values: Sequence[float], share: float) -> float:
-    """The nearest-rank percentile (`share` in 0..100) of `values`; 0 for no values."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(1, math.ceil(share / 100 * len(ordered)))
-    return float(ordered[rank - 1])
+from tools.report.definitions import VERDICTS, percentile
+from tools.report.sink import events
 
 
 @dataclass(frozen=True)
@@ -128,38 +110,29 @@ def summarize(runs: Iterable[RunFact], jobs: Iterable[JobFact]) -> Summary:
     return summary
 
 
-def _workflow_key(properties: Mapping[str, Any]) -> str:
-    return f"{properties.get('repository_full_name', '')} {properties.get('workflow_name', '')}"
-
-
 def summarize_items(items: Iterable[Mapping[str, Any]]) -> Summary:
-    """Summarize sink items (one JSON object per line of the JSONL sink)."""
+    """Summarize sink items (one JSON object per line), each `item_id` counted once."""
     runs: list[RunFact] = []
     jobs: list[JobFact] = []
-    for item in items:
-        name = str(item.get("name", ""))
-        properties: Mapping[str, Any] = item.get("properties") or {}
-        measurements: Mapping[str, Any] = item.get("measurements") or {}
-        if name not in {"WorkflowRun", "WorkflowJob"}:
-            continue
-        if name == "WorkflowRun":
+    for event in events(items):
+        if event.name == "WorkflowRun":
             runs.append(
                 RunFact(
-                    _workflow_key(properties),
-                    str(properties.get("result", "")),
-                    float(measurements.get("duration_seconds", 0.0)),
+                    event.workflow,
+                    event.prop("result"),
+                    event.measure("duration_seconds") or 0.0,
                 )
             )
-        else:
+        elif event.name == "WorkflowJob":
             jobs.append(
                 JobFact(
-                    labels=str(properties.get("labels", "")),
-                    runner=str(properties.get("runner_name", "")),
-                    result=str(properties.get("result", "")),
-                    queue_s=float(measurements.get("queue_seconds", 0.0)),
-                    duration_s=float(measurements.get("duration_seconds", 0.0)),
-                    group=str(properties.get("runner_group_name", "")),
-                    self_hosted=str(properties.get("is_self_hosted", "")) == "true",
+                    labels=event.prop("labels"),
+                    runner=event.prop("runner_name"),
+                    result=event.prop("result"),
+                    queue_s=event.measure("queue_seconds") or 0.0,
+                    duration_s=event.measure("duration_seconds") or 0.0,
+                    group=event.prop("runner_group_name"),
+                    self_hosted=event.prop("is_self_hosted") == "true",
                 )
             )
     return summarize(runs, jobs)
@@ -229,57 +202,3 @@ def format_report(actual: Summary, expected: Summary | None = None) -> str:
         lines.append("")
         lines.append(f"The summary {verdict} what was sent.")
     return "\n".join(lines)
-
-
-def event_time(item: Mapping[str, Any]) -> datetime | None:
-    """When the event happened: its `event_time` property, else (older lines) its `time`."""
-    properties: Mapping[str, Any] = item.get("properties") or {}
-    for text in (properties.get("event_time"), item.get("time")):
-        try:
-            return datetime.fromisoformat(str(text))
-        except ValueError:
-            continue
-    return None
-
-
-def span(items: Iterable[Mapping[str, Any]]) -> str:
-    """One line naming the first and last event time of `items`."""
-    moments = sorted(moment for moment in map(event_time, items) if moment is not None)
-    if not moments:
-        return "No events."
-    first, last = (moment.strftime("%Y-%m-%d %H:%M UTC") for moment in (moments[0], moments[-1]))
-    return f"{len(moments)} events that happened from {first} to {last}"
-
-
-def read_items(path: Path) -> list[dict[str, Any]]:
-    """Read the JSONL sink, skipping lines that are not JSON objects."""
-    items: list[dict[str, Any]] = []
-    if not path.exists():
-        return items
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(item, dict):
-                items.append(item)
-    return items
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Print the summary of a JSONL sink file."""
-    parser = argparse.ArgumentParser(description="Summarize the local telemetry sink.")
-    parser.add_argument("file", nargs="?", type=Path, default=DEFAULT_TELEMETRY_FILE)
-    args = parser.parse_args(argv)
-    if not args.file.exists():
-        print(f"{args.file} does not exist yet: run `make run` and `make demo` first")
-        return 1
-    items = read_items(args.file)
-    print(span(items))
-    print(format_report(summarize_items(items)))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
