@@ -57,7 +57,8 @@ def describe_error(error: AzureError) -> str:
     first_line = (str(error.message or error).strip().splitlines() or [type(error).__name__])[0]
     if type(error).__name__ == "AzureSigningError":
         return (
-            f"the account key cannot sign requests (AccountKey is not valid base64: {first_line})"
+            "failed: the account key cannot sign requests, it is not base64 "
+            f"({first_line.split('.')[0]})"
         )
     if isinstance(error, ClientAuthenticationError) and error.response is None:
         tried = _ATTEMPTED.findall(str(error.message or error))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 import math
 import os
 import re
@@ -317,9 +318,12 @@ def near_misses(
         near = sorted((edit_distance(key, name), name) for name in read if _is_near(key, name))
         if near:
             warnings.append(f"{key} is set but not read: did you mean {near[0][1]}?")
-        elif owned and key.startswith(owned) and read:
-            closest = min(read, key=lambda name: (edit_distance(key, name), name))
-            warnings.append(f"{key} is set but is not a setting (the closest is {closest})")
+        elif owned and key.startswith(owned):
+            # Farther than a typo: a shortened name, or difflib's similarity for a reordered one.
+            longer = sorted((name for name in read if name.startswith(key)), key=len)
+            similar = longer or difflib.get_close_matches(key, sorted(read), n=1, cutoff=0.7)
+            hint = f" (the closest is {similar[0]})" if similar else ""
+            warnings.append(f"{key} is set but is not a setting{hint}")
     return warnings
 
 

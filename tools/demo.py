@@ -185,15 +185,8 @@ def is_listening(url: str) -> bool:
         return False
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Send the demo day to a frontend and print the summary of what arrived.
-
-    Exits 0 when the summary matches what was sent, 1 when it does not or nothing listens,
-    2 when it refuses to send made-up data to something that is not local (without `--yes`).
-    """
-    from tools.devstack import local_secret, var_dir
-    from tools.report import format_report, summarize_expected, summarize_items
-
+def build_parser() -> argparse.ArgumentParser:
+    """`make demo`'s options (`DEMO_ARGS`)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--url", help="the webhook URL (default: DEMO_URL, else `make run`'s)")
     parser.add_argument("--runs", type=int, default=40)
@@ -203,7 +196,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--yes", action="store_true", help="send even to a queue or sink that is not local"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Send the demo day to a frontend and print the summary of what arrived.
+
+    Exits 0 when the summary matches what was sent, 1 when it does not or nothing listens,
+    2 when it refuses to send made-up data to something that is not local (without `--yes`).
+    """
+    from tools.devstack import local_secret, var_dir
+    from tools.report import format_report, summarize_expected, summarize_items
+
+    args = build_parser().parse_args(argv)
     env = environment()
     chosen = target(args, env)
     if chosen.remote and not args.yes:

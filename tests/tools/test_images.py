@@ -181,6 +181,8 @@ def test_images_and_make_install_install_the_locks_with_hashes_required(service:
     makefile = (PROJECT_ROOT / "Makefile").read_text(encoding="utf-8")
 
     assert f"pip install --require-hashes -r requirements/{service}.lock" in dockerfile
+    # Containers keep the default JSON logs; only `make run` asks for text.
+    assert "LOG_FORMAT" not in dockerfile
     assert "--require-hashes -r requirements/dev.lock" in makefile
     assert re.search(r"^lock: .*## ", makefile, re.MULTILINE)
 
