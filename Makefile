@@ -8,28 +8,49 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 CHECKOV_STAMP := var/checkov/.installed
+UV := $(VENV)/bin/uv
+# Every lock lists each transitive dependency with its hashes, for any platform, for the
+# images' Python; dev.lock comes first and the services' locks are held to its versions.
+COMPILE := $(UV) pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command "make lock"
 
-.PHONY: help install test lint format run run-frontend run-backend demo report bench replay-poison recover backfill clean browser
+.PHONY: help install test lint format run run-frontend run-backend demo report bench replay-poison recover backfill lock clean browser
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
 
-$(PY_STAMP): requirements/frontend.txt requirements/backend.txt requirements/dev.txt
+$(PY_STAMP): requirements/dev.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/dev.lock
 	touch $@
+
+$(UV):
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check "$$(grep -E '^uv==' requirements/dev.txt)"
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-$(CHECKOV_STAMP): requirements/checkov.txt
+$(CHECKOV_STAMP): requirements/checkov.lock
 	test -x var/checkov/bin/python || $(PYTHON) -m venv var/checkov
-	var/checkov/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/checkov.txt
+	var/checkov/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes \
+		-r requirements/checkov.lock
 	touch $@
 
-install: $(PY_STAMP) $(NODE_STAMP) $(CHECKOV_STAMP) ## Build .venv from requirements/, checkov's own venv, and package.json (Azurite, Kusto, ECharts)
+lock: $(UV) ## Regenerate requirements/*.lock from the *.txt pins (PyPI, or uv's cache when offline)
+	$(COMPILE) requirements/dev.txt -o requirements/dev.lock || \
+		$(COMPILE) --offline requirements/dev.txt -o requirements/dev.lock
+	for service in frontend backend; do \
+		$(COMPILE) -c requirements/dev.lock requirements/$$service.txt -o requirements/$$service.lock || \
+		$(COMPILE) --offline -c requirements/dev.lock requirements/$$service.txt \
+			-o requirements/$$service.lock || exit 1; \
+	done
+	$(COMPILE) requirements/checkov.txt -o requirements/checkov.lock || \
+		$(COMPILE) --offline requirements/checkov.txt -o requirements/checkov.lock
+
+install: $(PY_STAMP) $(NODE_STAMP) $(CHECKOV_STAMP) ## Build .venv and checkov's venv from requirements/*.lock (hashes checked) and package.json
 
 # The dashboard's browser test needs Chromium: installed as root with apt, else it skips (CI=true fails).
 browser: ## Install headless Chromium (Debian's chromium) when root with apt
@@ -53,8 +74,8 @@ format: install ## Apply ruff's fixes and formatting
 run: install ## Start Azurite, the frontend and the backend locally; Ctrl-C stops everything
 	$(PY) -m tools.devstack
 
-demo: install ## With `make run` going: send a demo day of deliveries and print the summary
-	$(PY) -m tools.demo
+demo: install ## With `make run` going: send a demo day to its URL (or DEMO_URL) and check the summary (DEMO_ARGS="--seed N --yes")
+	$(PY) -m tools.demo $(DEMO_ARGS)
 
 report: install ## Summarize the local sink (var/telemetry.jsonl) and write the dashboard var/report.html
 	$(PY) -m tools.report $(REPORT_FILE)
@@ -68,7 +89,7 @@ replay-poison: install ## Move <queue>-poison back to the queue (REPLAY_ARGS="--
 run-frontend: install ## Run the frontend under gunicorn, configured from the environment and .env
 	$(VENV)/bin/gunicorn --config frontend/gunicorn.conf.py 'frontend.app:create_app()'
 
-run-backend: install ## Run the backend worker pool, configured from the environment and .env
+run-backend: install ## Run the backend worker pool, configured from the environment and .env (TELEMETRY_SINK=file for the local file)
 	$(PY) -m backend
 
 recover: install ## Redeliver failed GitHub deliveries never exported (RECOVER_ARGS="--repo O/N --hook-id ID")

@@ -14,11 +14,12 @@ from backend.shutdown import StopNow, Stopper
 from backend.sinks import build_sink
 from backend.worker import SETTLE_THREADS, Worker, WorkerConfig
 from common.logs import configure_logging
+from common.settings import EXIT_CONFIG
 
 log = logging.getLogger(__name__)
 
-# sysexits.h EX_CONFIG: a restart cannot fix this, so the supervisor stops instead of respawning.
-EXIT_CONFIG = 78
+# EXIT_CONFIG (78): a restart cannot fix it, so the supervisor stops instead of respawning.
+__all__ = ["EXIT_CONFIG", "EXIT_FORCED", "close_ledger", "run_worker"]
 EXIT_FORCED = 1
 
 
@@ -36,7 +37,7 @@ def run_worker(settings: BackendSettings, parent_pid: int) -> None:
     terminal's Ctrl-C reaches the whole process group and the supervisor already turns it into
     SIGTERM.
     """
-    configure_logging("backend")
+    configure_logging("backend", settings.logging)
     stopper = Stopper(escalate=False)
     stopper.install(signals=(signal.SIGTERM,), ignored=(signal.SIGINT,))
     # Imported here: nothing of the Azure SDK exists before the spawn.

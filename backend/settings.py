@@ -14,12 +14,17 @@ from pathlib import Path
 
 from marshmallow import ValidationError
 
+from common.logs import LogSettings, load_log_settings
 from common.settings import (
     BACKEND_PREFIX,
+    STORAGE_NAMES,
     EnvReader,
     SettingsError,
     StorageSettings,
+    container_hint,
+    near_misses,
     read_storage,
+    spellings,
 )
 
 # The queue hands out at most 32 messages per receive.
@@ -32,6 +37,9 @@ MAX_VISIBILITY_TIMEOUT_S = 7 * 24 * 3600
 DEFAULT_VISIBILITY_TIMEOUT_S = 300
 # Where the local JSONL sink writes when no Application Insights connection string is set.
 DEFAULT_TELEMETRY_FILE = Path("var") / "telemetry.jsonl"
+FILE_SINK = "file"
+APPINSIGHTS_SINK = "appinsights"
+TELEMETRY_SINKS = (FILE_SINK, APPINSIGHTS_SINK)
 
 DEFAULT_TABLE_NAME = "githubtelemetryledger"
 # GitHub lets a delivery be redelivered for 3 days; keep a margin over that window.
@@ -79,6 +87,9 @@ class BackendSettings:
     max_dequeue_count: int
     telemetry_file: Path
     ledger: LedgerSettings
+    # TELEMETRY_SINK as set: FILE_SINK, APPINSIGHTS_SINK or None (App Insights when configured)
+    telemetry_sink: str | None = None
+    logging: LogSettings = LogSettings()  # workers set their logging up from it
 
 
 def _check_table_name(value: str) -> None:
@@ -129,15 +140,86 @@ def telemetry_file(env: Mapping[str, str]) -> Path:
     return EnvReader(env, BACKEND_PREFIX).path("TELEMETRY_FILE", DEFAULT_TELEMETRY_FILE)
 
 
-def load_backend_settings(env: Mapping[str, str]) -> BackendSettings:
-    """Backend settings, the ledger's included.
+def _check_sink(value: str) -> None:
+    if value not in TELEMETRY_SINKS:
+        raise ValidationError(f"must be {' or '.join(TELEMETRY_SINKS)}, got {value!r}")
+
+
+def _telemetry_sink(reader: EnvReader, appinsights: str | None) -> str | None:
+    """`TELEMETRY_SINK` as set (None when unset); `appinsights` needs a connection string."""
+    chosen = reader.text("TELEMETRY_SINK", _check_sink)
+    if chosen == APPINSIGHTS_SINK and not appinsights:
+        raise SettingsError(
+            f"{reader.name('TELEMETRY_SINK')} is appinsights but "
+            "APPLICATIONINSIGHTS_CONNECTION_STRING is not set"
+        )
+    return chosen
+
+
+def check_sink_choice(settings: BackendSettings, env: Mapping[str, str]) -> None:
+    """Refuse a local telemetry file that nobody chose: it is lost with a container, or unread.
+
+    Raises:
+        SettingsError: no App Insights connection string, and `TELEMETRY_SINK` is not `file`.
+    """
+    if settings.telemetry_sink == FILE_SINK or settings.appinsights_connection_string:
+        return
+    where = container_hint(env)
+    because = f" and this is a container ({where}), where a local file is lost" if where else ""
+    raise SettingsError(
+        f"APPLICATIONINSIGHTS_CONNECTION_STRING is not set{because}: set it, or set "
+        "TELEMETRY_SINK=file to write telemetry to TELEMETRY_FILE (var/telemetry.jsonl by default)"
+    )
+
+
+# What the backend reads, for warnings about near misses even when loading stops half-way.
+BACKEND_NAMES = (
+    *STORAGE_NAMES,
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+    "TELEMETRY_SINK",
+    "TELEMETRY_FILE",
+    "POLL_INTERVAL_SECONDS",
+    "MAX_MESSAGES_PER_BATCH",
+    "VISIBILITY_TIMEOUT_SECONDS",
+    "WORKER_PROCESSES",
+    "MAX_DEQUEUE_COUNT",
+    "LEDGER_ENABLED",
+    "LEDGER_TABLE_NAME",
+    "LEDGER_LEASE_SECONDS",
+    "LEDGER_RETENTION_HOURS",
+    "LEDGER_PURGE_INTERVAL_SECONDS",
+)
+# Read unprefixed by other parts of the backend: its health check and the log setup.
+OTHER_BACKEND_VARIABLES = ("BACKEND_HEARTBEAT_FILE", "LOG_FORMAT", "LOG_LEVEL")
+
+
+def backend_warnings(env: Mapping[str, str], read: set[str] | None = None) -> list[str]:
+    """Names in `env` the backend does not read but that look meant for it."""
+    names = spellings({*BACKEND_NAMES, *(read or ())}, BACKEND_PREFIX)
+    return near_misses(env, names | set(OTHER_BACKEND_VARIABLES), owned=(BACKEND_PREFIX,))
+
+
+def load_backend_settings(
+    env: Mapping[str, str], warnings: list[str] | None = None
+) -> BackendSettings:
+    """Backend settings, the ledger's included; `warnings` collects names that look mistyped.
 
     Raises:
         SettingsError: a setting is missing or malformed; the message names it.
     """
     reader = EnvReader(env, BACKEND_PREFIX)
+    try:
+        return _load(reader, env)
+    finally:
+        if warnings is not None:
+            warnings.extend(backend_warnings(env, reader.names))
+
+
+def _load(reader: EnvReader, env: Mapping[str, str]) -> BackendSettings:
     storage = read_storage(reader)
     appinsights_connection_string = reader.text("APPLICATIONINSIGHTS_CONNECTION_STRING")
+    sink = _telemetry_sink(reader, appinsights_connection_string)
     poll_interval_s = reader.number("POLL_INTERVAL_SECONDS", 5.0, 0.0, MAX_POLL_INTERVAL_S)
     batch = reader.integer("MAX_MESSAGES_PER_BATCH", MAX_MESSAGES_PER_BATCH, 1)
     visibility_timeout_s = _visibility_timeout_s(reader)
@@ -151,4 +233,6 @@ def load_backend_settings(env: Mapping[str, str]) -> BackendSettings:
         max_dequeue_count=reader.integer("MAX_DEQUEUE_COUNT", 5, 1),
         telemetry_file=reader.path("TELEMETRY_FILE", DEFAULT_TELEMETRY_FILE),
         ledger=_ledger(reader, visibility_timeout_s),
+        telemetry_sink=sink,
+        logging=load_log_settings(env),
     )

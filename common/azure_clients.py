@@ -8,9 +8,11 @@ Every client gets its socket timeouts through `common.http`'s transport and a bo
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError
 from azure.storage.queue import LinearRetry, QueueClient
 from requests.adapters import DEFAULT_POOLSIZE
 
@@ -33,6 +35,46 @@ class ClientTimeouts:
     read_timeout_s: float
     retries: int = 1
     retry_backoff_s: float = 0.0
+
+
+# What a 403 from Azure Storage means for an operator, by its error code.
+# https://learn.microsoft.com/en-us/rest/api/storageservices/common-rest-api-error-codes
+_FORBIDDEN = {
+    "AuthenticationFailed": "the account key (or SAS) is wrong for this account",
+    "AuthorizationPermissionMismatch": (
+        "the identity has no data role on this account (e.g. Storage Queue Data Contributor)"
+    ),
+    "AuthorizationFailure": "the account's network rules or the identity's roles refuse it",
+}
+_ATTEMPTED = re.compile(r"^\s+(\w+Credential):", re.MULTILINE)
+
+
+def describe_error(error: AzureError) -> str:
+    """One line naming the cause of a failed storage call, to follow the client's name.
+
+    `answered 403 AuthenticationFailed: the account key ...` for a service's answer, `failed:
+    ...` for a request that never left: a key that cannot sign, no usable credential.
+    """
+    first_line = (str(error.message or error).strip().splitlines() or [type(error).__name__])[0]
+    if type(error).__name__ == "AzureSigningError":
+        return (
+            "failed: the account key cannot sign requests, it is not base64 "
+            f"({first_line.split('.')[0]})"
+        )
+    if isinstance(error, ClientAuthenticationError) and error.response is None:
+        tried = _ATTEMPTED.findall(str(error.message or error))
+        sources = f": DefaultAzureCredential tried {', '.join(tried)}" if tried else ""
+        return (
+            f"failed: no usable Azure credential{sources}; in Azure assign a managed identity, "
+            "locally sign in with `az login` or set AZURE_STORAGE_CONNECTION_STRING"
+        )
+    if isinstance(error, HttpResponseError) and error.status_code is not None:
+        code = getattr(error, "error_code", None) or ""
+        code = str(getattr(code, "value", code))
+        meaning = _FORBIDDEN.get(code) if error.status_code == 403 else None
+        because = f": {meaning}" if meaning else ""
+        return f"answered {error.status_code} {code or first_line}{because}"
+    return f"failed: {type(error).__name__}: {first_line}"
 
 
 def endpoint(account_name: str | None, service: str) -> str:

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from azure.core.exceptions import (
     AzureError,
+    ClientAuthenticationError,
     HttpResponseError,
     ResourceExistsError,
     ServiceRequestError,
@@ -17,7 +18,7 @@ from azure.core.exceptions import (
 from azure.storage.queue import QueueClient
 from requests.adapters import DEFAULT_POOLSIZE
 
-from common.azure_clients import ClientTimeouts, queue_client
+from common.azure_clients import ClientTimeouts, describe_error, queue_client
 from common.queue import MessageGone, QueueMessage, QueueUnavailable, poison_record
 from common.settings import StorageSettings
 
@@ -46,6 +47,11 @@ def _is_gone(error: HttpResponseError) -> bool:
     return error_code(error) in {"MessageNotFound", "PopReceiptMismatch"} or (
         error.status_code == 404 and error_code(error) != "QueueNotFound"
     )
+
+
+def _is_forbidden(error: QueueUnavailable) -> bool:
+    cause = error.__cause__
+    return isinstance(cause, HttpResponseError) and cause.status_code in {401, 403}
 
 
 class AzureQueue:
@@ -79,13 +85,11 @@ class AzureQueue:
         except HttpResponseError as error:
             if on_message and _is_gone(error):
                 raise MessageGone(f"{error.status_code} {error_code(error)}") from error
-            raise QueueUnavailable(
-                f"queue {client.queue_name} answered {error.status_code} {error_code(error)}"
-            ) from error
+            raise QueueUnavailable(f"queue {client.queue_name} {describe_error(error)}") from error
         except (ServiceRequestError, ServiceResponseError) as error:
             raise QueueUnavailable(f"queue {client.queue_name} unreachable: {error}") from error
         except AzureError as error:
-            raise QueueUnavailable(f"queue {client.queue_name} failed: {error}") from error
+            raise QueueUnavailable(f"queue {client.queue_name} {describe_error(error)}") from error
 
     def _create(self, client: QueueClient) -> None:
         try:
@@ -186,5 +190,9 @@ def create_queue(
         queue.ensure_queues()
     except QueueUnavailable as error:
         # The service may start before the queue is reachable; calls create it on first use.
-        log.warning("queue %s not reachable at start: %s", settings.queue_name, error)
+        # A refusal (key, credential, role) is no outage: say so louder, with its cause.
+        if isinstance(error.__cause__, ClientAuthenticationError) or _is_forbidden(error):
+            log.error("queue %s refused at start: %s", settings.queue_name, error)
+        else:
+            log.warning("queue %s not reachable at start: %s", settings.queue_name, error)
     return queue

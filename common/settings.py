@@ -10,13 +10,17 @@ read: the storage account and queue.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import difflib
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from dotenv import dotenv_values
 from environs import Env, EnvValidationError
@@ -31,10 +35,19 @@ _QUEUE_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 MAX_QUEUE_NAME_CHARS = 63 - len(POISON_SUFFIX)
 # The backend reads `BACKEND_<NAME>` before `<NAME>`, so one `.env` serves both services.
 BACKEND_PREFIX = "BACKEND_"
+# sysexits.h EX_CONFIG: both services exit with it when a setting stops them at start; a
+# supervisor or orchestrator restarting them cannot fix it.
+EXIT_CONFIG = 78
 
 
 class SettingsError(ValueError):
     """A configuration value is missing or malformed; the message says what to set."""
+
+
+def refuse_to_start(service: str, error: SettingsError) -> NoReturn:
+    """Stop a service at start over a bad setting: one line on stderr, exit status 78."""
+    print(f"github-telemetry {service} cannot start: {error}", file=sys.stderr, flush=True)
+    sys.exit(EXIT_CONFIG)
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -93,30 +106,35 @@ def _first_message(error: EnvValidationError) -> str:
 class EnvReader:
     """Typed reads of one service's settings: `prefix + NAME` first, then `NAME`.
 
-    Values are stripped and an empty value counts as unset. Errors name the prefixed variable,
-    the one a service's operator is expected to set.
+    Values are stripped and an empty value counts as unset. Errors name the variable the
+    operator actually set (`BACKEND_X` or `X`), and every name asked for is remembered in
+    `names` so that a service can warn about near misses of them.
     """
 
     def __init__(self, env: Mapping[str, str], prefix: str = "") -> None:
         self.prefix = prefix
+        self.names: set[str] = set()
         self._values = {key: value.strip() for key, value in env.items() if value.strip()}
         self._env = _MappingEnv(self._values)
 
+    def _keys(self, name: str) -> tuple[str, ...]:
+        return (f"{self.prefix}{name}", name) if self.prefix else (name,)
+
     def name(self, name: str) -> str:
-        """The variable's name as messages give it."""
-        return f"{self.prefix}{name}"
+        """The variable's name as messages give it: the one that is set, else the plain name."""
+        return next((key for key in self._keys(name) if key in self._values), name)
 
     def _parse(self, name: str, parse: Callable[[str], Any], show_value: bool = False) -> Any:
         """`parse(key)` of the variable that is set, or None; a refusal names the variable."""
-        keys = (self.name(name), name) if self.prefix else (name,)
-        key = next((key for key in keys if key in self._values), None)
+        self.names.add(name)
+        key = next((key for key in self._keys(name) if key in self._values), None)
         if key is None:
             return None
         try:
             return parse(key)
         except EnvValidationError as error:
             shown = f", got {self._values[key]!r}" if show_value else ""
-            raise SettingsError(f"{self.name(name)} {_first_message(error)}{shown}") from None
+            raise SettingsError(f"{key} {_first_message(error)}{shown}") from None
 
     def text(self, name: str, check: Callable[[str], None] | None = None) -> str | None:
         """A string, or None when unset; `check` raises ValidationError saying what is wrong."""
@@ -190,6 +208,14 @@ class StorageSettings:
         return f"{self.queue_name}{POISON_SUFFIX}"
 
 
+def _is_base64(text: str) -> bool:
+    try:
+        base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return bool(text)
+
+
 def _check_connection_string(value: str) -> None:
     """Fail at start, not on the first request, when a connection string cannot be one."""
     parts = [part for part in value.split(";") if part.strip()]
@@ -198,6 +224,11 @@ def _check_connection_string(value: str) -> None:
         raise ValidationError("is not a connection string of `Key=Value;` pairs")
     if not keys & {"accountname", "queueendpoint", "tableendpoint", "usedevelopmentstorage"}:
         raise ValidationError("names neither an AccountName nor a QueueEndpoint")
+    for part in parts:
+        key, _, secret = part.partition("=")
+        if key.strip().lower() == "accountkey" and not _is_base64(secret.strip()):
+            # The SDK would accept it and fail on every request with "Incorrect padding".
+            raise ValidationError("has an AccountKey that is not base64 (copy the key again)")
     from azure.storage.queue import QueueClient  # the SDK's own parser; builds, never connects
 
     try:
@@ -221,6 +252,16 @@ def _check_queue_name(value: str) -> None:
         )
 
 
+# What read_storage reads, for warnings about near misses even when it stops half-way.
+STORAGE_NAMES = (
+    "AZURE_STORAGE_CONNECTION_STRING",
+    "AZURE_STORAGE_ACCOUNT_NAME",
+    "AZURE_STORAGE_QUEUE_NAME",
+    "AZURE_STORAGE_QUEUE_ENDPOINT",
+    "AZURE_STORAGE_TABLE_ENDPOINT",
+)
+
+
 def _check_endpoint(value: str) -> None:
     """Fail at start on a service URL the SDK could not reach."""
     scheme, _, rest = value.partition("://")
@@ -235,10 +276,10 @@ def read_storage(reader: EnvReader) -> StorageSettings:
     connection_string = reader.text("AZURE_STORAGE_CONNECTION_STRING", _check_connection_string)
     account_name = reader.text("AZURE_STORAGE_ACCOUNT_NAME")
     if connection_string is None and account_name is None:
+        also = f" ({reader.prefix}<NAME> is read first)" if reader.prefix else ""
         raise SettingsError(
-            f"set {reader.name('AZURE_STORAGE_CONNECTION_STRING')} (Azurite, account keys) or "
-            f"{reader.name('AZURE_STORAGE_ACCOUNT_NAME')} (managed identity via "
-            "DefaultAzureCredential)"
+            "set AZURE_STORAGE_CONNECTION_STRING (Azurite, account keys) or "
+            f"AZURE_STORAGE_ACCOUNT_NAME (managed identity via DefaultAzureCredential){also}"
         )
     queue_name = reader.text("AZURE_STORAGE_QUEUE_NAME", _check_queue_name) or DEFAULT_QUEUE_NAME
     return StorageSettings(
@@ -253,3 +294,66 @@ def read_storage(reader: EnvReader) -> StorageSettings:
 def load_storage_settings(env: Mapping[str, str], prefix: str = "") -> StorageSettings:
     """Queue location from `env`, reading `prefix`ed names first."""
     return read_storage(EnvReader(env, prefix))
+
+
+def edit_distance(first: str, second: str) -> int:
+    """Levenshtein distance: insertions, deletions and substitutions (the stdlib has none)."""
+    previous = list(range(len(second) + 1))
+    for row, left in enumerate(first, start=1):
+        current = [row]
+        for column, right in enumerate(second, start=1):
+            current.append(
+                min(previous[column] + 1, current[-1] + 1, previous[column - 1] + (left != right))
+            )
+        previous = current
+    return previous[-1]
+
+
+def _is_near(key: str, name: str) -> bool:
+    # One slip in a short name, two in a long one: `HOST` and `HOME` stay apart, while
+    # `APPLICATIONINSIGHT_CONNECTION_STRING` still finds its missing S.
+    limit = 1 if len(name) < 8 else 2
+    return abs(len(key) - len(name)) <= limit and edit_distance(key, name) <= limit
+
+
+def spellings(names: Iterable[str], prefix: str = "") -> set[str]:
+    """Every variable an EnvReader with `prefix` consults for `names`: `X` and `<prefix>X`."""
+    return {spelling for name in names for spelling in {name, f"{prefix}{name}"}}
+
+
+def near_misses(
+    env: Mapping[str, str], read: Iterable[str], owned: Iterable[str] = ()
+) -> list[str]:
+    """Warnings about names in `env` a service does not read but probably meant to.
+
+    `read` are the exact variables the service reads. A name is suspect when it starts with a
+    prefix the service owns (`BACKEND_`) or lies within a small edit distance of a name the
+    service reads; each warning names the likely intended one.
+    """
+    read = set(read)
+    owned = tuple(owned)
+    warnings = []
+    for key in sorted(env):
+        if key in read:
+            continue
+        near = sorted((edit_distance(key, name), name) for name in read if _is_near(key, name))
+        if near:
+            warnings.append(f"{key} is set but not read: did you mean {near[0][1]}?")
+        elif owned and key.startswith(owned):
+            # Farther than a typo: a shortened name, or difflib's similarity for a reordered one.
+            longer = sorted((name for name in read if name.startswith(key)), key=len)
+            similar = longer or difflib.get_close_matches(key, sorted(read), n=1, cutoff=0.7)
+            hint = f" (the closest is {similar[0]})" if similar else ""
+            warnings.append(f"{key} is set but is not a setting{hint}")
+    return warnings
+
+
+def container_hint(env: Mapping[str, str], root: Path = Path("/")) -> str | None:
+    """What shows this process runs in a container, or None."""
+    for name in ("KUBERNETES_SERVICE_HOST", "CONTAINER_APP_NAME"):
+        if env.get(name):
+            return f"{name} is set"
+    for marker in (".dockerenv", "run/.containerenv"):
+        if (root / marker).exists():
+            return f"/{marker} exists"
+    return None

@@ -1,6 +1,9 @@
 # The webhook frontend: Flask under gunicorn. Build from the repository root:
 #   docker build -f docker/frontend.Dockerfile -t github-telemetry-frontend .
-FROM python:3.11-slim
+# Pinned by digest: every rebuild starts from the same bytes. To move to a newer
+# python:3.11-slim, read its digest with `docker buildx imagetools inspect python:3.11-slim`
+# ("Digest:") and put it in both Dockerfiles, which a test holds equal; then rebuild and test.
+FROM python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -9,8 +12,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PORT=8080
 
 WORKDIR /app
-COPY requirements/frontend.txt requirements/frontend.txt
-RUN pip install -r requirements/frontend.txt \
+# Every transitive dependency pinned with its hashes (`make lock`): pip refuses anything else.
+COPY requirements/frontend.lock requirements/frontend.lock
+RUN pip install --require-hashes -r requirements/frontend.lock \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin app
 
 COPY common/ common/

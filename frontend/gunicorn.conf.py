@@ -1,23 +1,19 @@
 """gunicorn configuration of the frontend: `gunicorn --config frontend/gunicorn.conf.py ...`.
 
 Everything comes from the environment and `.env`; the master checks every frontend setting
-before it forks, so a missing GITHUB_WEBHOOK_SECRET stops it with a message and exit status 1.
+before it forks, so a missing GITHUB_WEBHOOK_SECRET stops it with a message and exit status 78.
 """
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from common.logs import configure_logging
-from common.settings import SettingsError, environment
-from frontend.serving import SERVICE, server_options
+from common.settings import environment
+from frontend.serving import SERVICE, startup_options
 from frontend.state import close_sender
 
-try:
-    _options = server_options(environment())
-except SettingsError as _error:
-    sys.exit(f"github-telemetry frontend cannot start: {_error}")
+_options = startup_options(environment())
 
 bind = [_options.bind]
 workers = _options.workers
@@ -42,7 +38,7 @@ logger_class = "frontend.serving.JsonGunicornLogger"
 
 def on_starting(server: Any) -> None:
     """Send the application's own log records to stderr as JSON, in the master and workers."""
-    configure_logging(SERVICE)
+    configure_logging(SERVICE, _options.logging)
 
 
 def worker_exit(server: Any, worker: Any) -> None:

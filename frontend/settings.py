@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from common.settings import EnvReader, SettingsError, StorageSettings, read_storage
+from common.settings import (
+    STORAGE_NAMES,
+    EnvReader,
+    SettingsError,
+    StorageSettings,
+    near_misses,
+    read_storage,
+)
 
 MAX_PORT = 65535
 # The frontend waits on the queue, not the CPU: a few processes with several threads each.
@@ -28,13 +35,46 @@ class FrontendSettings:
     threads: int = DEFAULT_THREADS  # gunicorn's threads per worker
 
 
-def load_frontend_settings(env: Mapping[str, str]) -> FrontendSettings:
+# What the frontend reads, for warnings about near misses even when loading stops half-way;
+# `FRONTEND_` names are its own.
+FRONTEND_NAMES = (
+    *STORAGE_NAMES,
+    "HOST",
+    "PORT",
+    "GITHUB_WEBHOOK_SECRET",
+    "FRONTEND_PACKING",
+    "WEB_CONCURRENCY",
+    "GUNICORN_THREADS",
+    "LOG_FORMAT",
+    "LOG_LEVEL",
+)
+FRONTEND_PREFIX = "FRONTEND_"
+
+
+def frontend_warnings(env: Mapping[str, str], read: set[str] | None = None) -> list[str]:
+    """Names in `env` the frontend does not read but that look meant for it."""
+    return near_misses(env, {*FRONTEND_NAMES, *(read or ())}, owned=(FRONTEND_PREFIX,))
+
+
+def load_frontend_settings(
+    env: Mapping[str, str], warnings: list[str] | None = None
+) -> FrontendSettings:
     """Frontend settings; refuses to build without a webhook secret.
+
+    `warnings` collects names in `env` that look like mistyped settings.
 
     Raises:
         SettingsError: a setting is missing or malformed; the message names it.
     """
     reader = EnvReader(env)
+    try:
+        return _load(reader)
+    finally:
+        if warnings is not None:
+            warnings.extend(frontend_warnings(env, reader.names))
+
+
+def _load(reader: EnvReader) -> FrontendSettings:
     secrets = reader.texts("GITHUB_WEBHOOK_SECRET")
     if not secrets:
         raise SettingsError(

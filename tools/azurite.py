@@ -110,6 +110,11 @@ class Azurite:
             f"TableEndpoint={base}:{self.table_port}/{ACCOUNT_NAME};"
         )
 
+    @property
+    def pid(self) -> int | None:
+        """The emulator's process id (its process group's too) while it runs."""
+        return None if self._process is None else self._process.pid
+
     def start(self) -> Azurite:
         """Start the emulator and wait until its queue and table ports accept connections."""
         command = [

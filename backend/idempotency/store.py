@@ -19,7 +19,7 @@ from azure.data.tables import TableEntity
 from backend.idempotency.batch import Operation
 from backend.idempotency.ledger import LedgerUnavailable
 from backend.idempotency.transport import choose_transport
-from common.azure_clients import ClientTimeouts, table_client
+from common.azure_clients import ClientTimeouts, describe_error, table_client
 from common.azure_queue import error_code
 from common.settings import StorageSettings
 
@@ -89,10 +89,12 @@ class TableStore:
                 index = getattr(error, "index", None)
                 raise Conflict(f"{error.status_code} {code}", index) from error
             raise LedgerUnavailable(
-                f"ledger table {self.table_name} answered {error.status_code} {code}"
+                f"ledger table {self.table_name} {describe_error(error)}"
             ) from error
         except AzureError as error:
-            raise LedgerUnavailable(f"ledger table {self.table_name} failed: {error}") from error
+            raise LedgerUnavailable(
+                f"ledger table {self.table_name} {describe_error(error)}"
+            ) from error
 
     def _create_table(self) -> None:
         try:

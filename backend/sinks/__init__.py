@@ -1,4 +1,4 @@
-"""Telemetry sinks: Application Insights when configured, else local JSON Lines."""
+"""Telemetry sinks: Application Insights, or local JSON Lines when `TELEMETRY_SINK=file`."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import logging
 import os
 from collections.abc import MutableMapping
 
-from backend.settings import BackendSettings
+from backend.settings import FILE_SINK, BackendSettings
 from backend.sinks.base import ExportResult, Rejection, TelemetrySink
+from common.settings import container_hint
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def export_timeout_s(visibility_timeout_s: float) -> float:
 
 def build_sink(settings: BackendSettings) -> TelemetrySink:
     """The sink the settings ask for; built inside each worker process, never before a fork."""
-    if settings.appinsights_connection_string:
+    if settings.telemetry_sink != FILE_SINK and settings.appinsights_connection_string:
         disable_statsbeat_by_default()
         from backend.sinks.appinsights import AppInsightsSink
 
@@ -46,7 +47,14 @@ def build_sink(settings: BackendSettings) -> TelemetrySink:
         return sink
     from backend.sinks.jsonl import JsonlSink
 
-    log.info(
-        "telemetry goes to %s (no Application Insights connection string)", settings.telemetry_file
-    )
+    where = container_hint(os.environ)
+    if where:
+        # Chosen on purpose (TELEMETRY_SINK=file), but only a volume keeps the file.
+        log.warning(
+            "telemetry goes to the local file %s in a container (%s): keep it on a volume",
+            settings.telemetry_file,
+            where,
+        )
+    else:
+        log.info("telemetry goes to the local file %s", settings.telemetry_file)
     return JsonlSink(settings.telemetry_file)

@@ -20,7 +20,7 @@ from common.settings import StorageSettings
 from tools.azurite import PROJECT_ROOT
 
 # Variables of the developer's shell that must not leak into a test's backend.
-_OWN_PREFIXES = ("BACKEND_", "APPLICATIONINSIGHTS_", "AZURE_STORAGE_", "TELEMETRY_FILE")
+_OWN_PREFIXES = ("BACKEND_", "APPLICATIONINSIGHTS_", "AZURE_STORAGE_", "TELEMETRY_", "LOG_")
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float = 30.0, what: str = "") -> None:
@@ -46,6 +46,8 @@ class BackendProcess:
             BACKEND_POLL_INTERVAL_SECONDS="0.2",
             BACKEND_TELEMETRY_FILE=str(workdir / "telemetry.jsonl"),
         )
+        if "APPLICATIONINSIGHTS_CONNECTION_STRING" not in variables:
+            env["BACKEND_TELEMETRY_SINK"] = "file"
         env.update({f"BACKEND_{name}": value for name, value in variables.items()})
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(

@@ -190,19 +190,19 @@ def test_backend_batch_size_is_capped_at_the_queue_maximum() -> None:
     assert settings.max_messages_per_batch == 32
 
 
-def test_backend_errors_name_the_prefixed_variable() -> None:
+def test_backend_errors_name_the_variable_the_user_set() -> None:
     with pytest.raises(SettingsError) as raised:
         load_backend_settings({})
     assert str(raised.value) == (
-        "set BACKEND_AZURE_STORAGE_CONNECTION_STRING (Azurite, account keys) or "
-        "BACKEND_AZURE_STORAGE_ACCOUNT_NAME (managed identity via DefaultAzureCredential)"
+        "set AZURE_STORAGE_CONNECTION_STRING (Azurite, account keys) or "
+        "AZURE_STORAGE_ACCOUNT_NAME (managed identity via DefaultAzureCredential) "
+        "(BACKEND_<NAME> is read first)"
     )
 
-    with pytest.raises(SettingsError) as raised:
-        load_backend_settings(
-            {"AZURE_STORAGE_CONNECTION_STRING": AZURITE, "WORKER_PROCESSES": "-1"}
-        )
-    assert str(raised.value) == "BACKEND_WORKER_PROCESSES must be at least 1, got '-1'"
+    for name in ("WORKER_PROCESSES", "BACKEND_WORKER_PROCESSES"):
+        with pytest.raises(SettingsError) as raised:
+            load_backend_settings({"AZURE_STORAGE_CONNECTION_STRING": AZURITE, name: "-1"})
+        assert str(raised.value) == f"{name} must be at least 1, got '-1'"
 
 
 def test_read_dotenv_parses_comments_quotes_and_export(tmp_path: Path) -> None:

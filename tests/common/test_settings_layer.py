@@ -37,11 +37,12 @@ def test_without_a_prefix_only_the_plain_name_is_read() -> None:
     assert reader.text("LEVEL") is None
 
 
-def test_a_value_read_through_the_fallback_is_refused_under_the_prefixed_name() -> None:
+@pytest.mark.parametrize("name", ["RATE", "BACKEND_RATE"])
+def test_a_refused_value_is_named_as_the_user_set_it(name: str) -> None:
     with pytest.raises(SettingsError) as raised:
-        EnvReader({"RATE": "fast"}, BACKEND_PREFIX).number("RATE", 1.0, 0.0)
+        EnvReader({name: "fast"}, BACKEND_PREFIX).number("RATE", 1.0, 0.0)
 
-    assert str(raised.value) == "BACKEND_RATE must be a number, got 'fast'"
+    assert str(raised.value) == f"{name} must be a number, got 'fast'"
 
 
 def test_only_the_given_mapping_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -110,17 +111,16 @@ def test_the_ledger_settings_are_read_with_the_backend_ones() -> None:
         ),
         (
             {"VISIBILITY_TIMEOUT_SECONDS": "600", "LEDGER_LEASE_SECONDS": "599"},
-            "BACKEND_LEDGER_LEASE_SECONDS (599) must be at least "
-            "BACKEND_VISIBILITY_TIMEOUT_SECONDS (600)",
+            "LEDGER_LEASE_SECONDS (599) must be at least VISIBILITY_TIMEOUT_SECONDS (600)",
         ),
-        ({"LEDGER_ENABLED": "maybe"}, "BACKEND_LEDGER_ENABLED must be true or false, got 'maybe'"),
+        ({"LEDGER_ENABLED": "maybe"}, "LEDGER_ENABLED must be true or false, got 'maybe'"),
         (
             {"LEDGER_RETENTION_HOURS": "24"},
-            "BACKEND_LEDGER_RETENTION_HOURS must be at least 72, got '24'",
+            "LEDGER_RETENTION_HOURS must be at least 72, got '24'",
         ),
         (
             {"LEDGER_PURGE_INTERVAL_SECONDS": "90.5"},
-            "BACKEND_LEDGER_PURGE_INTERVAL_SECONDS must be a whole number, got 90.5",
+            "LEDGER_PURGE_INTERVAL_SECONDS must be a whole number, got 90.5",
         ),
     ],
 )

@@ -55,7 +55,7 @@ def test_backend_numbers_must_be_finite_and_in_range(name: str, raw: str, messag
     with pytest.raises(SettingsError) as raised:
         load_backend_settings(env)
 
-    assert str(raised.value) == f"BACKEND_{name} {message}"
+    assert str(raised.value) == f"{name} {message}"
 
 
 def test_read_dotenv_drops_inline_comments(tmp_path: Path) -> None:

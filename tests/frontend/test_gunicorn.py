@@ -86,7 +86,7 @@ def test_gunicorn_without_a_secret_exits_non_zero_with_what_to_set(tmp_path: Pat
     process = _gunicorn(env, tmp_path)
     _, stderr = process.communicate(timeout=30)
 
-    assert process.returncode == 1
+    assert process.returncode == 78
     assert stderr.strip() == f"github-telemetry frontend cannot start: {NO_SECRET_MESSAGE}"
 
 

@@ -165,6 +165,7 @@ def test_backend_image_command_drains_passes_its_health_check_and_stops_on_sigte
         "AZURE_STORAGE_QUEUE_NAME": queue_name,
         "BACKEND_HEARTBEAT_FILE": str(tmp_path / "heartbeat"),
         "BACKEND_TELEMETRY_FILE": str(sink),
+        "TELEMETRY_SINK": "file",
         "WORKER_PROCESSES": "1",
         "POLL_INTERVAL_SECONDS": "0.2",
     }
