@@ -20,9 +20,12 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
 
+# --no-deps: each lock is the whole closure, installed as written; pip check confirms it.
 $(PY_STAMP): requirements/dev.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/dev.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps \
+		-r requirements/dev.lock
+	$(PY) -m pip check
 	touch $@
 
 $(UV):
@@ -36,7 +39,8 @@ $(NODE_STAMP): package.json package-lock.json
 $(CHECKOV_STAMP): requirements/checkov.lock
 	test -x var/checkov/bin/python || $(PYTHON) -m venv var/checkov
 	var/checkov/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes \
-		-r requirements/checkov.lock
+		--no-deps -r requirements/checkov.lock
+	var/checkov/bin/python -m pip check
 	touch $@
 
 lock: $(UV) ## Regenerate requirements/*.lock from the *.txt pins (PyPI, or uv's cache when offline)

@@ -17,8 +17,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 # Every transitive dependency pinned with its hashes (`make lock`): pip refuses anything else.
+# --no-deps: the lock is the whole closure, so pip installs it as written and resolves nothing
+# (pip's resolver would ask for a dependency's extras, e.g. hishel[httpx], as a separate pin).
 COPY requirements/backend.lock requirements/backend.lock
-RUN pip install --require-hashes -r requirements/backend.lock \
+RUN pip install --require-hashes --no-deps -r requirements/backend.lock \
+    && pip check \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin app \
     && install -d -o app -g app /var/lib/github-telemetry
 

@@ -183,10 +183,11 @@ def test_images_and_make_install_install_the_locks_with_hashes_required(service:
     dockerfile = (DOCKER / f"{service}.Dockerfile").read_text(encoding="utf-8")
     makefile = (PROJECT_ROOT / "Makefile").read_text(encoding="utf-8")
 
-    assert f"pip install --require-hashes -r requirements/{service}.lock" in dockerfile
+    assert f"pip install --require-hashes --no-deps -r requirements/{service}.lock" in dockerfile
+    assert "pip check" in dockerfile
     # Containers keep the default JSON logs; only `make run` asks for text.
     assert "LOG_FORMAT" not in dockerfile
-    assert "--require-hashes -r requirements/dev.lock" in makefile
+    assert "--require-hashes --no-deps \\\n\t\t-r requirements/dev.lock" in makefile
     assert re.search(r"^lock: .*## ", makefile, re.MULTILINE)
 
 
