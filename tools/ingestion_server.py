@@ -9,6 +9,7 @@ gzip) and applies the service's rules by default, so tests catch what a lenient 
   Field 'time' on type 'Envelope' is older than the allowed min date...";
 - a request of more than `max_request_items` items or `max_request_bytes` bytes gets 413;
 - with `require_token(token)`, a request without a bearer token gets 401, a wrong one 403;
+- with `location` set, every track request is redirected there (307), as a regional endpoint may;
 - with `require_entra_id(principals)`, as the service does with local authentication off, a
   request needs a bearer JWT for Azure Monitor: none, or one that is malformed, expired, not yet
   valid or for another audience, gets 401; one whose principal (`oid`) holds no publishing role
@@ -118,6 +119,7 @@ class IngestionServer:
         self.requests: list[tuple[str, int]] = []  # (path, status) of each answered request
         self.token: str | None = None
         self.principals: set[str] | None = None  # Entra ID required: who may publish
+        self.location: str | None = None  # track requests are redirected (307) there
         self._status: int | None = None
         self._retry_after: str | None = None
         self._script: list[Scripted] = []
@@ -299,6 +301,13 @@ class IngestionServer:
                 body = self.rfile.read(length)
                 if self.path not in TRACK_PATHS:
                     self._send(404, b'{"error": "unknown path"}', None)
+                    return
+                if owner.location is not None:
+                    # A regional redirect: the client sends the same request there.
+                    self.send_response(307)
+                    self.send_header("Location", owner.location + self.path)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                     return
                 try:
                     envelopes = parse_body(body, self.headers.get("Content-Encoding", ""))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from ipaddress import ip_address
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from opencensus.ext.azure.common import parse_connection_string
@@ -52,6 +52,9 @@ SDK_VERSION = f"{PRODUCT_NAME}:{PRODUCT_VERSION}"
 CONFIGURATION_LOG_INTERVAL_S = 300.0
 # A single item the service still finds too large is halved down to this size, then refused.
 MIN_ITEM_BYTES = 1024
+# Regional ingestion endpoints may redirect (307/308, the body kept); followed this many times.
+MAX_REDIRECTS = 10
+REDIRECT_STATUS = frozenset({307, 308})
 
 
 @dataclass(frozen=True)
@@ -226,7 +229,7 @@ class AppInsightsSink:
         self._logged_cause = ""
         self._logged_at = 0.0
         # Proxies from the environment are honoured (trust_env); redirects (307/308) are
-        # followed with the body, as regional ingestion endpoints may redirect.
+        # followed with the body and the token (`_post_following`).
 
     @property
     def endpoint(self) -> str:
@@ -305,12 +308,7 @@ class AppInsightsSink:
                 result = ExportResult.all_retryable(len(envelopes), cause)
                 return Answer(result, configuration=cause)
         try:
-            response = self._session.post(
-                self._target.track_url,
-                data=b"[" + b",".join(envelopes) + b"]",
-                headers=headers,
-                timeout=self._timeout_s,
-            )
+            response = self._post_following(b"[" + b",".join(envelopes) + b"]", headers)
         except requests.RequestException as error:
             detail = f"ingestion unreachable: {type(error).__name__}"
             return Answer(ExportResult.all_retryable(len(envelopes), detail))
@@ -322,6 +320,30 @@ class AppInsightsSink:
                 response.headers.get("Retry-After"),
                 self._now(),
             )
+
+    def _post_following(self, data: bytes, headers: dict[str, str]) -> requests.Response:
+        """POST to the track URL, following 307/308 here rather than in requests.
+
+        requests drops `Authorization` when a redirect changes the host, which would turn a
+        regional redirect into a 401; a token goes on to an https (or loopback) location only.
+        """
+        url = self._target.track_url
+        for _ in range(MAX_REDIRECTS):
+            response = self._session.post(
+                url, data=data, headers=headers, timeout=self._timeout_s, allow_redirects=False
+            )
+            location = response.headers.get("Location")
+            if response.status_code not in REDIRECT_STATUS or not location:
+                return response
+            response.close()
+            url = urljoin(url, location)
+            if (
+                "Authorization" in headers
+                and urlsplit(url).scheme != "https"
+                and not is_loopback(url)
+            ):
+                headers = {k: v for k, v in headers.items() if k != "Authorization"}
+        raise requests.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects")
 
     def _report(self, answer: Answer) -> None:
         """Log a configuration error loudly: when it starts or changes, then once an interval."""

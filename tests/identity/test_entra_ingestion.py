@@ -335,3 +335,19 @@ def test_a_token_is_never_sent_in_clear_text_to_another_machine() -> None:
 
     with pytest.raises(ValueError, match="needs an https IngestionEndpoint"):
         AppInsightsSink(connection, credential=FixedCredential("x"))
+
+
+def test_a_redirect_to_another_host_keeps_the_token(entra_ingestion: IngestionServer) -> None:
+    # Given the endpoint redirecting to a regional one under another host name
+    regional = IngestionServer().start()
+    regional.location = f"http://localhost:{entra_ingestion.port}"
+    connection = regional.connection_string_with(entra_ingestion.instrumentation_key)
+    good = FixedCredential(_jwt(MONITOR_RESOURCE, 3600))
+    sink = AppInsightsSink(connection, credential=good)
+
+    result = sink.export(events(2))
+    sink.close()
+    regional.stop()
+
+    assert result == ExportResult.all_accepted(2)
+    assert entra_ingestion.requests == [("/v2.1/track", 200)]
