@@ -173,6 +173,11 @@ def test_both_services_run_on_identities_alone_and_deliver_everything_once(
     backend = _start(
         [sys.executable, "-m", "backend"], backend_env, tmp_path, tmp_path / "backend.log"
     )
+
+    def diagnosis() -> str:
+        tail = (tmp_path / "backend.log").read_text(errors="replace")[-4000:]
+        return f"{len(ingestion.events())} events, answers {ingestion.requests[-5:]}, log: {tail}"
+
     try:
         wait_until(lambda: _listening(port), timeout_s=30, what="gunicorn listens")
 
@@ -191,7 +196,7 @@ def test_both_services_run_on_identities_alone_and_deliver_everything_once(
                 len(ingestion.events()) >= expected and _depth(storage, storage.queue_name) == 0
             ),
             timeout_s=90,
-            what="every delivery exported once the role is in force",
+            what=f"every delivery exported once the role is in force ({diagnosis()})",
         )
         time.sleep(2 * VISIBILITY_S)  # anything exported twice would arrive by now
     finally:
