@@ -51,6 +51,32 @@ MIN_PURGE_INTERVAL_S = 60
 # Azure table names: 3-63 letters or digits, starting with a letter; "tables" is reserved.
 # https://learn.microsoft.com/en-us/rest/api/storageservices/understanding-the-table-service-data-model
 _TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")
+# Application Insights' own convention for Entra ID ingestion, as its SDKs read it.
+# https://learn.microsoft.com/en-us/azure/azure-monitor/app/azure-ad-authentication
+_AUTHENTICATION = re.compile(
+    r"Authorization=AAD(?:;ClientId=([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}))?",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class EntraAuthentication:
+    """Entra ID ingestion with a token of identity `client_id` (None: DefaultAzureCredential's)."""
+
+    client_id: str | None = None
+
+
+def parse_authentication(value: str) -> EntraAuthentication:
+    """Read `Authorization=AAD` or `Authorization=AAD;ClientId=<guid>` (a trailing `;` allowed).
+
+    Raises:
+        ValueError: anything else; the message says what is expected.
+    """
+    match = _AUTHENTICATION.fullmatch(value.strip().rstrip(";"))
+    if match is None:
+        raise ValueError("must be 'Authorization=AAD' or 'Authorization=AAD;ClientId=<guid>'")
+    client_id = match.group(1)
+    return EntraAuthentication(client_id.lower() if client_id else None)
 
 
 @dataclass(frozen=True)
@@ -90,6 +116,8 @@ class BackendSettings:
     # TELEMETRY_SINK as set: FILE_SINK, APPINSIGHTS_SINK or None (App Insights when configured)
     telemetry_sink: str | None = None
     logging: LogSettings = LogSettings()  # workers set their logging up from it
+    # APPLICATIONINSIGHTS_AUTHENTICATION_STRING: None sends with the instrumentation key only
+    appinsights_authentication: EntraAuthentication | None = None
 
 
 def _check_table_name(value: str) -> None:
@@ -143,6 +171,19 @@ def telemetry_file(env: Mapping[str, str]) -> Path:
 def _check_sink(value: str) -> None:
     if value not in TELEMETRY_SINKS:
         raise ValidationError(f"must be {' or '.join(TELEMETRY_SINKS)}, got {value!r}")
+
+
+def _check_authentication(value: str) -> None:
+    try:
+        parse_authentication(value)
+    except ValueError as error:
+        raise ValidationError(str(error)) from None
+
+
+def _authentication(reader: EnvReader) -> EntraAuthentication | None:
+    """`APPLICATIONINSIGHTS_AUTHENTICATION_STRING`, parsed; None when unset."""
+    value = reader.text("APPLICATIONINSIGHTS_AUTHENTICATION_STRING", _check_authentication)
+    return None if value is None else parse_authentication(value)
 
 
 def _telemetry_sink(reader: EnvReader, appinsights: str | None) -> str | None:
@@ -220,6 +261,7 @@ def _load(reader: EnvReader, env: Mapping[str, str]) -> BackendSettings:
     storage = read_storage(reader)
     appinsights_connection_string = reader.text("APPLICATIONINSIGHTS_CONNECTION_STRING")
     sink = _telemetry_sink(reader, appinsights_connection_string)
+    authentication = _authentication(reader)
     poll_interval_s = reader.number("POLL_INTERVAL_SECONDS", 5.0, 0.0, MAX_POLL_INTERVAL_S)
     batch = reader.integer("MAX_MESSAGES_PER_BATCH", MAX_MESSAGES_PER_BATCH, 1)
     visibility_timeout_s = _visibility_timeout_s(reader)
@@ -235,4 +277,5 @@ def _load(reader: EnvReader, env: Mapping[str, str]) -> BackendSettings:
         ledger=_ledger(reader, visibility_timeout_s),
         telemetry_sink=sink,
         logging=load_log_settings(env),
+        appinsights_authentication=authentication,
     )

@@ -61,6 +61,35 @@ param backendQueueLength int = 2000
 @minValue(30)
 param backendTerminationGracePeriodSeconds int = 120
 
+@description('Deploy the scheduled recover and backfill jobs; they need GitHub credentials, a second secret.')
+param enableRecoveryJobs bool = false
+
+@description('Arguments of `python -m backend.recover`, e.g. [\'--org\', \'ORG\', \'--hook-id\', \'ID\']; empty: no recover job.')
+param recoverArgs array = []
+
+@description('Cron (UTC) of the recover job.')
+param recoverSchedule string = '*/15 * * * *'
+
+@description('Arguments of `python -m backend.backfill`, e.g. [\'--repo\', \'OWNER/NAME\', \'--since\', \'2026-01-01\']; empty: no backfill job.')
+param backfillArgs array = []
+
+@description('Cron (UTC) of the backfill job.')
+param backfillSchedule string = '30 3 * * *'
+
+@description('A GitHub token for the jobs (kept as a job secret); unused with githubAppId.')
+@secure()
+param githubToken string = ''
+
+@description('A GitHub App\'s id for the jobs, with githubAppPrivateKey instead of githubToken.')
+param githubAppId string = ''
+
+@description('The GitHub App\'s private key (PEM), kept as a job secret.')
+@secure()
+param githubAppPrivateKey string = ''
+
+@description('GitHub\'s REST API URL (GitHub Enterprise Server: its own).')
+param githubApiUrl string = 'https://api.github.com'
+
 var token = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
 var tags = { 'azd-env-name': environmentName, application: 'github-telemetry' }
 var createRegistry = empty(containerRegistryName)
@@ -112,6 +141,15 @@ module newRegistry 'modules/registry.bicep' = if (createRegistry) {
 
 resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' existing = {
   name: registryName
+}
+
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  params: {
+    location: location
+    appInsightsId: monitoring.outputs.appInsightsId
+    tags: tags
+  }
 }
 
 module roles 'modules/roles.bicep' = {
@@ -186,6 +224,35 @@ module backend 'modules/backend.bicep' = {
     maxReplicas: backendMaxReplicas
     queueLength: backendQueueLength
     terminationGracePeriodSeconds: backendTerminationGracePeriodSeconds
+    tags: tags
+  }
+}
+
+module jobs 'modules/jobs.bicep' = if (enableRecoveryJobs) {
+  name: 'jobs'
+  dependsOn: [
+    roles
+  ]
+  params: {
+    location: location
+    namePrefix: 'caj-${token}'
+    environmentId: environment.outputs.id
+    image: empty(backendImage) ? placeholderImage : backendImage
+    registryServer: registry.properties.loginServer
+    identityId: backendIdentity.id
+    identityClientId: backendIdentity.properties.clientId
+    storageAccountName: storage.outputs.accountName
+    queueName: queueName
+    ledgerTableName: ledgerTableName
+    appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
+    recoverArgs: recoverArgs
+    recoverSchedule: recoverSchedule
+    backfillArgs: backfillArgs
+    backfillSchedule: backfillSchedule
+    githubToken: githubToken
+    githubAppId: githubAppId
+    githubAppPrivateKey: githubAppPrivateKey
+    githubApiUrl: githubApiUrl
     tags: tags
   }
 }

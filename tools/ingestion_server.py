@@ -8,19 +8,26 @@ gzip) and applies the service's rules by default, so tests catch what a lenient 
 - an item whose `time` is more than 48 hours before the server's clock is refused: 400 "103:
   Field 'time' on type 'Envelope' is older than the allowed min date...";
 - a request of more than `max_request_items` items or `max_request_bytes` bytes gets 413;
-- with `require_token(token)`, a request without a bearer token gets 401, a wrong one 403.
+- with `require_token(token)`, a request without a bearer token gets 401, a wrong one 403;
+- with `location` set, every track request is redirected there (307), as a regional endpoint may;
+- with `require_entra_id(principals)`, as the service does with local authentication off, a
+  request needs a bearer JWT for Azure Monitor: none, or one that is malformed, expired, not yet
+  valid or for another audience, gets 401; one whose principal (`oid`) holds no publishing role
+  here gets 403 (`grant(principal)` gives it one). Signatures are not checked.
 
 https://learn.microsoft.com/en-us/azure/azure-monitor/app/api-custom-events-metrics
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import gzip
 import json
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,6 +47,21 @@ TOO_OLD_MESSAGE = (
 # lower them meet a 413.
 DEFAULT_MAX_REQUEST_ITEMS = 1000
 DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
+# The audience of a token for Azure Monitor, with or without its trailing slash.
+MONITOR_AUDIENCES = frozenset({"https://monitor.azure.com/", "https://monitor.azure.com"})
+
+
+def jwt_claims(token: str) -> dict[str, Any] | None:
+    """The claims of a JWT, unverified; None if `token` is not shaped like one."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        claims = json.loads(payload)
+    except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return claims if isinstance(claims, dict) else None
 
 
 @dataclass(frozen=True)
@@ -96,6 +118,8 @@ class IngestionServer:
         self.accepted: list[Envelope] = []
         self.requests: list[tuple[str, int]] = []  # (path, status) of each answered request
         self.token: str | None = None
+        self.principals: set[str] | None = None  # Entra ID required: who may publish
+        self.location: str | None = None  # track requests are redirected (307) there
         self._status: int | None = None
         self._retry_after: str | None = None
         self._script: list[Scripted] = []
@@ -172,6 +196,37 @@ class IngestionServer:
         with self._lock:
             self.token = token
 
+    def require_entra_id(self, principals: Iterable[str] = ()) -> None:
+        """Require a valid Azure Monitor token; only `principals` (`oid`s) may publish."""
+        with self._lock:
+            self.principals = set(principals)
+
+    def grant(self, principal: str) -> None:
+        """Let `principal` publish, as a role assignment does once it has propagated."""
+        with self._lock:
+            if self.principals is None:
+                self.principals = set()
+            self.principals.add(principal)
+
+    def _authentication_failure(self, authorization: str) -> int | None:
+        """401 or 403 for a request the token rules refuse; None to go on (lock held)."""
+        if self.token is not None and authorization != f"Bearer {self.token}":
+            return 403 if authorization else 401
+        if self.principals is None:
+            return None
+        scheme, _, token = authorization.partition(" ")
+        claims = jwt_claims(token) if scheme == "Bearer" else None
+        if claims is None:
+            return 401
+        now = self.now().timestamp()
+        try:
+            expired = float(claims["exp"]) <= now or float(claims.get("nbf", 0)) > now
+        except (KeyError, TypeError, ValueError):
+            return 401
+        if expired or claims.get("aud") not in MONITOR_AUDIENCES:
+            return 401
+        return None if claims.get("oid") in self.principals else 403
+
     def recover(self) -> None:
         """Listen again and answer by the rules, with nothing scripted or rejected."""
         with self._lock:
@@ -209,9 +264,9 @@ class IngestionServer:
     ) -> tuple[int, bytes, str | None]:
         counts = {"itemsReceived": len(envelopes), "itemsAccepted": 0, "errors": []}
         with self._lock:
-            if self.token is not None and authorization != f"Bearer {self.token}":
-                status = 403 if authorization else 401
-                return status, json.dumps({**counts, "message": "authentication"}).encode(), None
+            refused = self._authentication_failure(authorization)
+            if refused is not None:
+                return refused, json.dumps({**counts, "message": "authentication"}).encode(), None
             if self._script:
                 scripted = self._script.pop(0)
                 if scripted.accept:
@@ -246,6 +301,13 @@ class IngestionServer:
                 body = self.rfile.read(length)
                 if self.path not in TRACK_PATHS:
                     self._send(404, b'{"error": "unknown path"}', None)
+                    return
+                if owner.location is not None:
+                    # A regional redirect: the client sends the same request there.
+                    self.send_response(307)
+                    self.send_header("Location", owner.location + self.path)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                     return
                 try:
                     envelopes = parse_body(body, self.headers.get("Content-Encoding", ""))

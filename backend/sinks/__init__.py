@@ -38,12 +38,19 @@ def build_sink(settings: BackendSettings) -> TelemetrySink:
     if settings.telemetry_sink != FILE_SINK and settings.appinsights_connection_string:
         disable_statsbeat_by_default()
         from backend.sinks.appinsights import AppInsightsSink
+        from backend.sinks.entra import credential_for
 
+        authentication = settings.appinsights_authentication
         sink = AppInsightsSink(
             settings.appinsights_connection_string,
             timeout_s=export_timeout_s(settings.visibility_timeout_s),
+            credential=credential_for(authentication) if authentication else None,
         )
-        log.info("telemetry goes to Application Insights at %s", sink.endpoint)
+        log.info(
+            "telemetry goes to Application Insights at %s with %s",
+            sink.endpoint,
+            "an Entra ID token" if authentication else "the instrumentation key only",
+        )
         return sink
     from backend.sinks.jsonl import JsonlSink
 

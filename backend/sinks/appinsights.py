@@ -16,7 +16,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from ipaddress import ip_address
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from opencensus.ext.azure.common import parse_connection_string
@@ -24,6 +26,7 @@ from opencensus.ext.azure.common.protocol import Data, Envelope, Event
 from opencensus.ext.azure.common.utils import azure_monitor_context, validate_instrumentation_key
 
 from backend.sinks.base import ExportResult, Rejection, format_time
+from backend.sinks.entra import BearerToken, TokenCredential, TokenUnavailable, scope_for
 from backend.sinks.ingestion import Answer, classify
 from backend.telemetry import limits, window
 from backend.telemetry.item import TelemetryItem
@@ -49,14 +52,18 @@ SDK_VERSION = f"{PRODUCT_NAME}:{PRODUCT_VERSION}"
 CONFIGURATION_LOG_INTERVAL_S = 300.0
 # A single item the service still finds too large is halved down to this size, then refused.
 MIN_ITEM_BYTES = 1024
+# Regional ingestion endpoints may redirect (307/308, the body kept); followed this many times.
+MAX_REDIRECTS = 10
+REDIRECT_STATUS = frozenset({307, 308})
 
 
 @dataclass(frozen=True)
 class IngestionTarget:
-    """Where and as whom to send: the instrumentation key and the ingestion endpoint."""
+    """Where and as whom to send: key, endpoint, and any Entra ID audience (`AADAudience`)."""
 
     instrumentation_key: str
     endpoint: str
+    audience: str | None = None
 
     @property
     def track_url(self) -> str:
@@ -85,7 +92,19 @@ def parse_target(connection_string: str) -> IngestionTarget:
             "'InstrumentationKey=<guid>;IngestionEndpoint=https://...'"
         ) from None
     endpoint = str(parts.get("ingestionendpoint") or DEFAULT_INGESTION_ENDPOINT)
-    return IngestionTarget(instrumentation_key=key, endpoint=endpoint)
+    audience = str(parts.get("aadaudience") or "") or None
+    return IngestionTarget(instrumentation_key=key, endpoint=endpoint, audience=audience)
+
+
+def is_loopback(url: str) -> bool:
+    """True if `url`'s host is this machine (a local stand-in)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def requests_of(
@@ -187,8 +206,21 @@ class AppInsightsSink:
         session: requests.Session | None = None,
         now: Callable[[], datetime] = utc_now,
         clock: Callable[[], float] = time.monotonic,
+        credential: TokenCredential | None = None,
     ) -> None:
         self._target = parse_target(connection_string)
+        self._token: BearerToken | None = None
+        if credential is not None:
+            # A bearer token is as good as a password for its lifetime: never in clear text,
+            # except to a stand-in on this machine.
+            if urlsplit(self._target.endpoint).scheme != "https" and not is_loopback(
+                self._target.endpoint
+            ):
+                raise ValueError(
+                    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING needs an https IngestionEndpoint "
+                    "in APPLICATIONINSIGHTS_CONNECTION_STRING: a token is never sent in clear text"
+                )
+            self._token = BearerToken(credential, scope_for(self._target.audience))
         self._timeout_s = timeout_s
         self._tags = base_tags(role_name)
         self._session = session or http.session()
@@ -197,7 +229,7 @@ class AppInsightsSink:
         self._logged_cause = ""
         self._logged_at = 0.0
         # Proxies from the environment are honoured (trust_env); redirects (307/308) are
-        # followed with the body, as regional ingestion endpoints may redirect.
+        # followed with the body and the token (`_post_following`).
 
     @property
     def endpoint(self) -> str:
@@ -264,16 +296,19 @@ class AppInsightsSink:
 
     def _post(self, envelopes: list[bytes]) -> Answer:
         """One track request of serialised envelopes; the answer per item, by position."""
+        headers = {
+            "Accept": "application/json",
+            "Content-Type": "application/json; charset=utf-8",
+        }
+        if self._token is not None:
+            try:
+                headers["Authorization"] = self._token.header()
+            except TokenUnavailable as error:
+                cause = str(error)
+                result = ExportResult.all_retryable(len(envelopes), cause)
+                return Answer(result, configuration=cause)
         try:
-            response = self._session.post(
-                self._target.track_url,
-                data=b"[" + b",".join(envelopes) + b"]",
-                headers={
-                    "Accept": "application/json",
-                    "Content-Type": "application/json; charset=utf-8",
-                },
-                timeout=self._timeout_s,
-            )
+            response = self._post_following(b"[" + b",".join(envelopes) + b"]", headers)
         except requests.RequestException as error:
             detail = f"ingestion unreachable: {type(error).__name__}"
             return Answer(ExportResult.all_retryable(len(envelopes), detail))
@@ -285,6 +320,30 @@ class AppInsightsSink:
                 response.headers.get("Retry-After"),
                 self._now(),
             )
+
+    def _post_following(self, data: bytes, headers: dict[str, str]) -> requests.Response:
+        """POST to the track URL, following 307/308 here rather than in requests.
+
+        requests drops `Authorization` when a redirect changes the host, which would turn a
+        regional redirect into a 401; a token goes on to an https (or loopback) location only.
+        """
+        url = self._target.track_url
+        for _ in range(MAX_REDIRECTS):
+            response = self._session.post(
+                url, data=data, headers=headers, timeout=self._timeout_s, allow_redirects=False
+            )
+            location = response.headers.get("Location")
+            if response.status_code not in REDIRECT_STATUS or not location:
+                return response
+            response.close()
+            url = urljoin(url, location)
+            if (
+                "Authorization" in headers
+                and urlsplit(url).scheme != "https"
+                and not is_loopback(url)
+            ):
+                headers = {k: v for k, v in headers.items() if k != "Authorization"}
+        raise requests.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects")
 
     def _report(self, answer: Answer) -> None:
         """Log a configuration error loudly: when it starts or changes, then once an interval."""

@@ -43,5 +43,6 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
 
 output workspaceId string = workspace.id
 output appInsightsName string = appInsights.name
+output appInsightsId string = appInsights.id
 // Not a secret once local authentication is disabled: it only says where to send.
 output appInsightsConnectionString string = appInsights.properties.ConnectionString

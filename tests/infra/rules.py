@@ -48,6 +48,8 @@ REQUIRED = {
     "Microsoft.App/managedEnvironments": 1,
     "Microsoft.App/containerApps": 2,
     "Microsoft.ManagedIdentity/userAssignedIdentities": 2,
+    "Microsoft.Insights/workbooks": 1,
+    "Microsoft.App/jobs": 2,  # declared, deployed only with enableRecoveryJobs
 }
 
 FRONTEND_ENV = {

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra import rules
+from tests.infra import jobs, rules
 from tests.infra.bicep import INFRA, broken_copy
 
 RULES: list[Callable[[Path], list[str]]] = [
@@ -21,6 +21,8 @@ RULES: list[Callable[[Path], list[str]]] = [
     rules.frontend_app,
     rules.backend_app,
     rules.secrets_stay_secret,
+    jobs.recovery_jobs,
+    jobs.workbook,
 ]
 
 
@@ -157,6 +159,85 @@ BREAKAGES = [
         "output WEBHOOK_URL string = ",
         "output LEAK string = webhookSecret\noutput WEBHOOK_URL string = ",
         "an output uses webhookSecret",
+    ),
+    (
+        rules.required_resources,
+        "modules/workbook.bicep",
+        "'Microsoft.Insights/workbooks@",
+        "'Microsoft.Insights/components@",
+        "workbooks: 0 declared",
+    ),
+    (
+        jobs.workbook,
+        "modules/workbook.bicep",
+        "guid(resourceGroup().id, 'github-telemetry-workbook')",
+        "guid(resourceGroup().id, deployment().name)",
+        "workbook name",
+    ),
+    (jobs.workbook, "modules/workbook.bicep", "kind: 'shared'", "kind: 'user'", "kind"),
+    (
+        jobs.workbook,
+        "modules/workbook.bicep",
+        "loadTextContent('../workbook/github-telemetry.workbook.json')",
+        "loadTextContent('../workbook/other.json')",
+        "serializedData",
+    ),
+    (
+        jobs.workbook,
+        "modules/workbook.bicep",
+        "sourceId: appInsightsId",
+        "sourceId: ''",
+        "sourceId",
+    ),
+    (
+        jobs.recovery_jobs,
+        "main.bicep",
+        "param enableRecoveryJobs bool = false",
+        "param enableRecoveryJobs bool = true",
+        "off by default",
+    ),
+    (
+        jobs.recovery_jobs,
+        "main.bicep",
+        "module jobs 'modules/jobs.bicep' = if (enableRecoveryJobs) {",
+        "module jobs 'modules/jobs.bicep' = {",
+        "regardless of enableRecoveryJobs",
+    ),
+    (jobs.recovery_jobs, "modules/jobs.bicep", "parallelism: 1", "parallelism: 3", "one scheduled"),
+    (
+        jobs.recovery_jobs,
+        "modules/jobs.bicep",
+        "{ name: 'GITHUB_TOKEN', secretRef: 'github-token' }",
+        "{ name: 'GITHUB_TOKEN', value: githubToken }",
+        "GITHUB_TOKEN is not a secret reference",
+    ),
+    (
+        jobs.recovery_jobs,
+        "modules/jobs.bicep",
+        "@secure()\nparam githubAppPrivateKey",
+        "param githubAppPrivateKey",
+        "githubAppPrivateKey is not @secure()",
+    ),
+    (
+        jobs.recovery_jobs,
+        "modules/jobs.bicep",
+        "value: 'Authorization=AAD;ClientId=${identityClientId}'",
+        "value: 'Authorization=AAD'",
+        "Entra ID",
+    ),
+    (
+        jobs.recovery_jobs,
+        "modules/jobs.bicep",
+        "command: ['python', '-m', 'backend.backfill']",
+        "command: ['python', '-m', 'backend']",
+        "backfill job: not",
+    ),
+    (
+        rules.secrets_stay_secret,
+        "main.bicep",
+        "output WEBHOOK_URL string = ",
+        "output LEAK string = githubToken\noutput WEBHOOK_URL string = ",
+        "an output uses githubToken",
     ),
 ]
 
