@@ -10,15 +10,12 @@ from common.azure_queue import FRONTEND_TIMEOUTS, AzureQueue
 from common.queue import QueueProducer, QueueUnavailable
 from common.settings import StorageSettings, environment
 from frontend.batching import MAX_DELIVERIES_PER_MESSAGE, QUEUE_DEADLINE_S, GroupCommitter
+from frontend.framing import MAX_BODY_BYTES
 from frontend.settings import FrontendSettings, load_frontend_settings
 from frontend.state import EXTENSION, FrontendState
 from frontend.views import blueprint
 
 log = logging.getLogger(__name__)
-
-# GitHub caps webhook payloads at 25 MB.
-# https://docs.github.com/en/webhooks/webhook-events-and-payloads#payload-cap
-MAX_BODY_BYTES = 25 * 1024 * 1024
 
 
 def create_app(

@@ -123,17 +123,21 @@ class GroupCommitter:
         with self._cond:
             return len(self._sends) + self._idle
 
-    def send(self, message: PackedMessage) -> Receipt:
+    def send(self, message: PackedMessage, timeout_s: float | None = None) -> Receipt:
         """Submit and wait until the message carrying this delivery was accepted.
 
-        A request whose deadline passes answers 503. If its delivery was still waiting it is
-        withdrawn; if its message was already being sent, it may still be accepted: a copy
-        GitHub would redeliver, which the backend's ledger counts once.
+        A request waits at most the deadline, or `timeout_s` (what is left of its answer budget)
+        if shorter; then it answers 503. If its delivery was still waiting it is withdrawn; if
+        its message was already being sent, it may still be accepted: a copy GitHub would
+        redeliver, which the backend's ledger counts once.
 
         Raises:
             QueueUnavailable: the queue refused the message or did not accept it in time.
         """
-        return self._wait(self.submit(message), "accept the message")
+        wait_s = self.deadline_s if timeout_s is None else min(self.deadline_s, timeout_s)
+        if wait_s <= 0:
+            raise QueueUnavailable("the request waited past its answer deadline: shed")
+        return self._wait(self.submit(message), "accept the message", wait_s)
 
     def ping(self) -> None:
         """Check that the queue answers, within the same deadline as a send.
@@ -184,9 +188,10 @@ class GroupCommitter:
                 self._cond.notify()
         return future
 
-    def _wait(self, future: Future[Receipt], what: str) -> Receipt:
+    def _wait(self, future: Future[Receipt], what: str, wait_s: float | None = None) -> Receipt:
+        wait_s = self.deadline_s if wait_s is None else wait_s
         try:
-            return future.result(timeout=self.deadline_s)
+            return future.result(timeout=wait_s)
         except FutureTimeout:
             if future.cancel():
                 state = "withdrawn"
@@ -195,7 +200,7 @@ class GroupCommitter:
             else:
                 state = "still in flight"
             raise QueueUnavailable(
-                f"queue did not {what} within {self.deadline_s:g} s ({state})"
+                f"queue did not {what} within {wait_s:.3g} s ({state})"
             ) from None
 
     def _keep_a_sender_free(self) -> None:
