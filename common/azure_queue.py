@@ -33,6 +33,12 @@ FRONTEND_TIMEOUTS = ClientTimeouts(connection_timeout_s=1.0, read_timeout_s=1.5,
 BACKEND_TIMEOUTS = ClientTimeouts(connection_timeout_s=5.0, read_timeout_s=20.0, retries=2)
 
 
+# Messages and poison records never expire: Azure's default time-to-live (7 days) would drop
+# an old backlog, or anything in poison, without a trace.
+# https://learn.microsoft.com/en-us/rest/api/storageservices/put-message#uri-parameters
+NEVER_EXPIRES = -1
+
+
 def error_code(error: HttpResponseError) -> str:
     """The service's error code of a failed call, as text ("QueueNotFound", "TableNotFound")."""
     code = getattr(error, "error_code", None) or ""
@@ -100,7 +106,9 @@ class AzureQueue:
             self._call(client, lambda c=client: self._create(c))  # type: ignore[misc]
 
     def send(self, content: str) -> str:
-        sent = self._call(self._queue, lambda: self._queue.send_message(content))
+        sent = self._call(
+            self._queue, lambda: self._queue.send_message(content, time_to_live=NEVER_EXPIRES)
+        )
         return str(sent.id)
 
     def receive(self, max_messages: int, visibility_timeout_s: int) -> list[QueueMessage]:
@@ -164,7 +172,9 @@ class AzureQueue:
         self.delete(message)
 
     def send_poison(self, record: str) -> None:
-        self._call(self._poison, lambda: self._poison.send_message(record))
+        self._call(
+            self._poison, lambda: self._poison.send_message(record, time_to_live=NEVER_EXPIRES)
+        )
 
     def ping(self) -> None:
         self._call(self._queue, self._queue.get_queue_properties)

@@ -25,7 +25,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
-from common.envelope import MAX_MESSAGE_BYTES, encode_pack, encoded_size
+from common.envelope import MAX_ENVELOPE_BYTES, encode_pack, encoded_size
 from common.queue import QueueProducer, QueueUnavailable
 from frontend.packing import PackedMessage
 
@@ -92,7 +92,7 @@ class GroupCommitter:
         stall_s: float | None = None,
         max_in_flight: int = MAX_SENDS_IN_FLIGHT,
         max_idle: int = MAX_IDLE_SENDERS,
-        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        max_message_bytes: int = MAX_ENVELOPE_BYTES,
     ) -> None:
         self._queue = queue
         self.max_per_message = max_per_message

@@ -94,9 +94,7 @@ def _send_byte(sock: socket.socket) -> bool:
         return False
 
 
-def post(
-    port: int, body: bytes, headers: dict[str, str], timeout_s: float = 15.0
-) -> Answer:
+def post(port: int, body: bytes, headers: dict[str, str], timeout_s: float = 15.0) -> Answer:
     """POST /webhook on a fresh connection; status 0 if no answer came within the timeout."""
     started = time.monotonic()
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
