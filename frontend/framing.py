@@ -60,6 +60,7 @@ class RequestFraming:
     max_body_bytes: int
     head: bytes = b""
     expects_continue: bool = False
+    chunked: bool = False
     surplus: bytes = b""
     body_bytes: int = 0
     _stage: _Stage = _Stage.HEAD
@@ -73,11 +74,16 @@ class RequestFraming:
         return self._stage is _Stage.DONE
 
     @property
+    def content_length(self) -> int | None:
+        """The body's length once the head has arrived; None for a chunked body."""
+        return None if self.chunked else self.body_bytes
+
+    @property
     def started(self) -> bool:
         """Whether any byte of the request has arrived."""
         return bool(self.head or self._pending)
 
-    def feed(self, data: bytes) -> bytes:
+    def feed(self, data: bytes | memoryview) -> bytes:
         """Take the next bytes; return those that belong to the body, as framed on the wire.
 
         Raises:
@@ -87,10 +93,10 @@ class RequestFraming:
         while data and self._stage is not _Stage.DONE:
             data = self._step(data, body)
         if self._stage is _Stage.DONE:
-            self.surplus += data
+            self.surplus += bytes(data)
         return bytes(body)
 
-    def _step(self, data: bytes, body: bytearray) -> bytes:
+    def _step(self, data: bytes | memoryview, body: bytearray) -> bytes | memoryview:
         if self._stage is _Stage.HEAD:
             return self._take_head(data)
         if self._stage in (_Stage.LENGTH, _Stage.CHUNK_DATA):
@@ -115,7 +121,9 @@ class RequestFraming:
             raise FramingError(400, "malformed trailer field")
         return rest
 
-    def _take_line(self, data: bytes, body: bytearray) -> tuple[bytes | None, bytes]:
+    def _take_line(
+        self, data: bytes | memoryview, body: bytearray
+    ) -> tuple[bytes | None, bytes | memoryview]:
         """One CRLF-terminated line of the chunked framing, kept in the body as it came."""
         self._pending += data
         end = self._pending.find(b"\r\n")
@@ -141,7 +149,7 @@ class RequestFraming:
         self._remaining = size
         self._stage = _Stage.CHUNK_DATA if size else _Stage.TRAILER
 
-    def _take_head(self, data: bytes) -> bytes:
+    def _take_head(self, data: bytes | memoryview) -> bytes | memoryview:
         self._pending += data
         line_end = self._pending.find(b"\r\n")
         if (line_end if line_end >= 0 else len(self._pending)) > MAX_REQUEST_LINE_BYTES:
@@ -181,6 +189,7 @@ class RequestFraming:
         if codings:
             if lengths or len(codings) > 1 or codings[0].lower() != b"chunked":
                 raise FramingError(400, "only a single chunked transfer coding is accepted")
+            self.chunked = True
             self._stage = _Stage.CHUNK_LINE
             return
         if len(lengths) > 1 or (lengths and _CONTENT_LENGTH.fullmatch(lengths[0]) is None):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from collections.abc import Mapping
 from typing import IO, Any
@@ -27,6 +26,7 @@ from frontend.delivery import (
 from frontend.framing import AGE_HEADER
 from frontend.packing import MessageTooLarge, pack
 from frontend.signature import SIGNATURE_HEADER, SignatureCheck, SignatureError
+from frontend.spool import open_spool
 from frontend.state import current_state
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,6 @@ blueprint = Blueprint("frontend", __name__)
 RETRY_AFTER_S = 30
 # Unverified header values are logged only this long.
 _LOGGED_HEADER_CHARS = 100
-# A body is kept in memory up to this size while it streams in; a larger one goes to a file.
-SPOOL_BYTES = 1024 * 1024
 _CHUNK_BYTES = 64 * 1024
 # An age the server reports beyond this is not an age: ignored.
 _MAX_AGE_S = 3600.0
@@ -198,14 +196,14 @@ def _age_s(header: str | None) -> float:
 
 
 def _read_body(stream: IO[bytes], check: SignatureCheck) -> bytes:
-    """The raw body, hashed as it streams and spooled to a file past `SPOOL_BYTES`.
+    """The raw body, hashed as it streams in and spooled (`frontend.spool`) meanwhile.
 
     413 past MAX_CONTENT_LENGTH, with or without a Content-Length header; 400 if the server's
     parser refuses the body's framing as it is read.
     """
     limit = request.max_content_length
     read = 0
-    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+    with open_spool(request.content_length) as spool:
         while chunk := stream.read(_CHUNK_BYTES):
             check.update(chunk)
             spool.write(chunk)
