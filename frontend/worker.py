@@ -164,12 +164,13 @@ class ReadAheadWorker(ThreadWorker):  # type: ignore[misc]
     def _keepalive_after(self, conn: TConn, keepalive: bool) -> bool:
         # Bytes read past a request (pipelining) are not served: the connection closes. What
         # the app left of the body is in memory or the spool, never on the socket.
-        if not keepalive or getattr(conn, "surplus", b""):
+        if not keepalive or conn.surplus:
             return False
         return bool(conn.parser.finish_body())
 
     def _begin_reading(self, conn: TConn) -> None:
         now = time.monotonic()
+        conn.surplus = b""
         conn.sock.setblocking(False)
         reading = _Reading(conn, now, now + self.read_deadline_s, RequestFraming(MAX_BODY_BYTES))
         self._reading[conn] = reading

@@ -126,6 +126,8 @@ def exchange(port: int, raw: bytes, timeout_s: float = 10.0) -> Answer:
         except OSError:
             pass
     elapsed = time.monotonic() - started
+    while received.startswith(b"HTTP/1.1 1"):  # an interim answer (100 Continue): skip it
+        received = received.partition(b"\r\n\r\n")[2]
     head, _, body = received.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     if not lines[0].startswith("HTTP/"):

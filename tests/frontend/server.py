@@ -13,10 +13,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
 from tests.frontend.deliveries import SECRET
 from tools.azurite import PROJECT_ROOT, free_port
+from tools.bench.memory import children_of, rss_bytes
 
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 CONFIG = PROJECT_ROOT / "frontend" / "gunicorn.conf.py"
@@ -35,8 +34,7 @@ class Frontend:
 
     def worker_rss_bytes(self) -> list[int]:
         """The resident memory of each worker process now."""
-        children = psutil.Process(self.process.pid).children()
-        return [child.memory_info().rss for child in children]
+        return [rss_bytes(child) for child in children_of(self.process.pid)]
 
 
 def frontend_environment(home: Path, **values: str) -> dict[str, str]:

@@ -6,6 +6,7 @@ as deployed), for a bounded time, while signed deliveries keep arriving.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -15,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-import psutil
 import pytest
 
 from tests.conftest import unique_queue_name
@@ -75,7 +75,7 @@ def test_a_15_s_queue_hang_gets_every_request_a_503_within_7_s(
     private_azurite: Azurite, tmp_path: Path
 ) -> None:
     with _frontend(private_azurite, tmp_path) as frontend:
-        node = psutil.Process(private_azurite._process.pid)  # type: ignore[union-attr]
+        node = private_azurite._process.pid  # type: ignore[union-attr]
         answers: list[tuple[float, Answer]] = []
         lock = threading.Lock()
         hang_ends = time.monotonic() + 15.0
@@ -88,14 +88,14 @@ def test_a_15_s_queue_hang_gets_every_request_a_503_within_7_s(
                     answers.append((sent, answer))
 
         # Given a queue that stops answering for 15 s,
-        node.send_signal(signal.SIGSTOP)
+        os.kill(node, signal.SIGSTOP)
         try:
             # when 100 connections keep sending deliveries all along,
             with ThreadPoolExecutor(100) as pool:
                 for _ in range(100):
                     pool.submit(keep_sending)
         finally:
-            node.send_signal(signal.SIGCONT)
+            os.kill(node, signal.SIGCONT)
         after = _signed_delivery(frontend.port)
 
     # then every answer left within 7 s of its sending, a 503 with Retry-After, never a 500,
