@@ -34,8 +34,9 @@ log = logging.getLogger(__name__)
 MAX_DELIVERIES_PER_MESSAGE = 32
 # Requests of one process waiting for a sender; gthread threads bound it well below this.
 MAX_WAITING = 256
-# A request's whole wait for the queue, from its submit to its answer; past it, 503. GitHub
-# gives up after 10 s. FRONTEND_TIMEOUTS (common.azure_queue) fail a send within about this.
+# The longest a request waits for the queue, from its submit to its answer; past it, 503. The
+# app sets it to its answer deadline (FrontendSettings.answer_deadline_s), and a delivery waits
+# only what is left of that since its arrival. GitHub gives up after 10 s.
 QUEUE_DEADLINE_S = 5.0
 # A send this old no longer holds the next message back: an Azure put takes milliseconds.
 STALLED_SEND_S = 1.0

@@ -41,6 +41,7 @@ class LoadResult:
     statuses: Counter[int] = field(default_factory=Counter)
     errors: int = 0
     sent_indices: list[int] = field(default_factory=list)
+    accepted_indices: list[int] = field(default_factory=list)  # answered 202
     elapsed_s: float = 0.0
     cpu_s: float = 0.0  # CPU the load processes themselves spent
 
@@ -50,6 +51,7 @@ class LoadResult:
         self.statuses.update(other.statuses)
         self.errors += other.errors
         self.sent_indices += other.sent_indices
+        self.accepted_indices += other.accepted_indices
         self.elapsed_s = max(self.elapsed_s, other.elapsed_s)
         self.cpu_s += other.cpu_s
 
@@ -85,6 +87,7 @@ def _connection_loop(
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
     sent: list[int] = []
+    accepted: list[int] = []
     errors = 0
     try:
         while (taken := cursor.take()) is not None:
@@ -105,6 +108,8 @@ def _connection_loop(
             latencies.append(time.monotonic() - due)
             statuses[response.status] += 1
             sent.append(index)
+            if response.status == 202:
+                accepted.append(index)
     finally:
         connection.close()
         with lock:
@@ -112,6 +117,7 @@ def _connection_loop(
             result.statuses.update(statuses)
             result.errors += errors
             result.sent_indices += sent
+            result.accepted_indices += accepted
 
 
 def run_plan(plan: LoadPlan) -> LoadResult:

@@ -1,0 +1,102 @@
+"""The soak figure: deliveries at a share of the measured maximum for a long while.
+
+It states what a short figure cannot: the share answered 503 or too late (GitHub gives up
+after 10 s), p99, deliveries lost (answered 202, not queued) or doubled (queued twice), and
+whether memory stays flat: the resident memory of every process at the start, after the
+warm-up and at the end.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from common.azure_queue import AzureQueue
+from common.envelope import decode_message
+from common.settings import StorageSettings
+from tools.bench import payload
+from tools.bench.cpu import session_of_port
+from tools.bench.figures import Figure, http_load, latency_details, merged
+from tools.bench.load import LoadResult
+from tools.bench.memory import children_of, rss_bytes
+from tools.bench.services import start_frontend, warm_frontend
+from tools.bench.session import Run, Target
+
+# GitHub records a delivery as failed past this.
+GITHUB_TIMEOUT_S = 10.0
+# At most this share of the run warms up before the memory reading "after warm-up".
+WARMUP_SHARE = 0.25
+MAX_WARMUP_S = 240.0
+_MB = 1024 * 1024
+
+
+def soak(run: Run, target: Target, rate_per_s: float) -> Figure:
+    """Deliveries at `rate_per_s` for `soak_s`, then every queued one counted."""
+    config = run.config
+    service, port = start_frontend(
+        run.workdir,
+        target.connection_string,
+        target.queue,
+        config.frontend_workers,
+        config.frontend_threads,
+    )
+    # Azurite runs in a session of its own, whose leader is its node process.
+    azurite_pid = session_of_port(target.queue_port)
+    memory: dict[str, str] = {}
+    warmup_s = min(config.soak_s * WARMUP_SHARE, MAX_WARMUP_S)
+    try:
+        warm_frontend(port, 20)
+        memory["rss_mb_start"] = _rss(service.process.pid, azurite_pid)
+        warm = _paced(run, port, rate_per_s, warmup_s)
+        memory["rss_mb_warm"] = _rss(service.process.pid, azurite_pid)
+        rest = _paced(run, port, rate_per_s, config.soak_s - warmup_s)
+        memory["rss_mb_end"] = _rss(service.process.pid, azurite_pid)
+    finally:
+        service.stop()
+    result = merged([warm, rest])
+    queued = _queued_job_ids(target)
+    accepted = {payload.job_id(index) for index in result.accepted_indices}
+    refused = {payload.job_id(index) for index in result.sent_indices} - accepted
+    late = sum(1 for latency in result.latencies_s if latency > GITHUB_TIMEOUT_S)
+    answered = len(result.latencies_s) + result.errors
+    # A late answer that was also a 503 counts twice: the share is an upper bound.
+    failed = result.errors + len(result.latencies_s) - len(result.accepted_indices) + late
+    details = latency_details(result)
+    details.update(
+        memory,
+        minutes=round(config.soak_s / 60, 2),
+        target_per_s=round(rate_per_s, 1),
+        failed_share=round(failed / max(answered, 1), 4),
+        late=late,
+        lost=len(accepted - set(queued)),
+        doubled=sum(1 for count in queued.values() if count > 1),
+        refused_but_queued=len(refused & set(queued)),
+    )
+    name = f"frontend soak at {config.load_factor:.0%} load"
+    return Figure(name, len(result.accepted_indices) / max(result.elapsed_s, 1e-9), details=details)
+
+
+def _paced(run: Run, port: int, rate_per_s: float, duration_s: float) -> LoadResult:
+    count = int(rate_per_s * duration_s) + 100
+    return http_load(run, port, "soak", rate_per_s, duration_s, count, run.indices(count))
+
+
+def _queued_job_ids(target: Target) -> Counter[int]:
+    """How many times each job id was queued, from every message on the queue."""
+    queue = AzureQueue(StorageSettings(target.connection_string, None, target.queue))
+    queued: Counter[int] = Counter()
+    try:
+        while messages := queue.receive(32, visibility_timeout_s=300):
+            for message in messages:
+                for envelope in decode_message(message.content):
+                    queued[int(envelope.payload["workflow_job"]["id"])] += 1
+    finally:
+        queue.close()
+    return queued
+
+
+def _rss(frontend_pid: int, azurite_pid: int | None) -> str:
+    """Resident MB of the gunicorn master, each worker, and Azurite: "master/w1/w2 az"."""
+    workers = [rss_bytes(pid) // _MB for pid in children_of(frontend_pid)]
+    parts = "/".join(str(mb) for mb in [rss_bytes(frontend_pid) // _MB, *workers])
+    azurite = rss_bytes(azurite_pid) // _MB if azurite_pid else 0
+    return f"{parts} az {azurite}"
