@@ -106,6 +106,10 @@ class RequestFraming:
             if not self._remaining:
                 self._stage = _Stage.DONE if self._stage is _Stage.LENGTH else _Stage.CHUNK_END
             return data[len(taken) :]
+        if self._stage is _Stage.CHUNK_END and not b"\r\n".startswith(
+            (self._pending + bytes(data[:2]))[:2]
+        ):
+            raise FramingError(400, "chunk data is not followed by CRLF")
         line, rest = self._take_line(data, body)
         if line is None:
             return rest
