@@ -176,6 +176,9 @@ class ReadAheadWorker(ThreadWorker):  # type: ignore[misc]
         self._reading[conn] = reading
         self._reading_order.append(reading)
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, reading))
+        # The request is often there already (sent with the connect, or the socket was readable
+        # to begin with): read it now rather than after another turn of the loop.
+        self._on_readable(reading, conn.sock)
 
     def _on_readable(self, reading: _Reading, client: socket.socket) -> None:
         try:

@@ -53,6 +53,7 @@ def soak(run: Run, target: Target, rate_per_s: float) -> Figure:
     finally:
         service.stop()
     result = merged([warm, rest])
+    result.elapsed_s = warm.elapsed_s + rest.elapsed_s  # one after the other, not side by side
     queued = _queued_job_ids(target)
     accepted = {payload.job_id(index) for index in result.accepted_indices}
     refused = {payload.job_id(index) for index in result.sent_indices} - accepted
