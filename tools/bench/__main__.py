@@ -57,7 +57,7 @@ def measure(run: Run) -> list[Figure]:
     for packing in (True, False):
         results += [combine(full[packing]), *paced[packing]]
     if config.soak_s > 0:
-        rate = config.load_factor * combine(full[True]).per_s
+        rate = config.soak_per_s or config.load_factor * combine(full[True]).per_s
         log.info("frontend soak: %.0f s at %.0f deliveries/s", config.soak_s, rate)
         with run.fresh_queue() as target:
             results.append(soak(run, target, rate))

@@ -72,7 +72,8 @@ def soak(run: Run, target: Target, rate_per_s: float) -> Figure:
         doubled=sum(1 for count in queued.values() if count > 1),
         refused_but_queued=len(refused & set(queued)),
     )
-    name = f"frontend soak at {config.load_factor:.0%} load"
+    load = f"{rate_per_s:.0f}/s" if config.soak_per_s else f"{config.load_factor:.0%} load"
+    name = f"frontend soak at {load}"
     return Figure(name, len(result.accepted_indices) / max(result.elapsed_s, 1e-9), details=details)
 
 
