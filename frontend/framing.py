@@ -27,6 +27,7 @@ MAX_CHUNK_LINE_BYTES = 1024
 # Headers GitHub sends once; two of them would be merged into one value ("id1,id2").
 SINGLE_HEADERS = frozenset({b"x-github-delivery", b"x-github-event", b"x-hub-signature-256"})
 
+_BARE_LF = re.compile(rb"(?<!\r)\n")
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})(;[\x20-\x7e\t]*)?")
 _CONTENT_LENGTH = re.compile(rb"[0-9]{1,19}")
 
@@ -64,7 +65,8 @@ class RequestFraming:
     surplus: bytes = b""
     body_bytes: int = 0
     _stage: _Stage = _Stage.HEAD
-    _pending: bytes = b""  # head or chunk-line bytes not yet complete
+    _pending: bytearray = field(default_factory=bytearray)  # head or chunk line, incomplete
+    _line_end: int = -1  # where the request line ends, once found
     _remaining: int = 0  # body or chunk bytes still to come
     _headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
@@ -135,11 +137,11 @@ class RequestFraming:
             if len(self._pending) > MAX_CHUNK_LINE_BYTES or b"\n" in self._pending:
                 raise FramingError(400, "malformed chunk framing: bad line ending or too long")
             return None, b""
-        line, rest = self._pending[:end], self._pending[end + 2 :]
+        line, rest = bytes(self._pending[:end]), bytes(self._pending[end + 2 :])
         if b"\n" in line or b"\r" in line or len(line) > MAX_CHUNK_LINE_BYTES:
             raise FramingError(400, "malformed chunk framing: bad line ending or too long")
         body += line + b"\r\n"
-        self._pending = b""
+        self._pending = bytearray()
         return line, rest
 
     def _begin_chunk(self, line: bytes) -> None:
@@ -154,20 +156,24 @@ class RequestFraming:
         self._stage = _Stage.CHUNK_DATA if size else _Stage.TRAILER
 
     def _take_head(self, data: bytes | memoryview) -> bytes | memoryview:
+        # Only the bytes new since the last call are searched: a head sent a byte at a time
+        # costs linear time, not quadratic.
+        seen = len(self._pending)
         self._pending += data
-        line_end = self._pending.find(b"\r\n")
-        if (line_end if line_end >= 0 else len(self._pending)) > MAX_REQUEST_LINE_BYTES:
-            raise FramingError(414, f"request line exceeds {MAX_REQUEST_LINE_BYTES} bytes")
-        end = self._pending.find(b"\r\n\r\n")
-        limit_hit = len(self._pending) > MAX_HEAD_BYTES if end < 0 else end > MAX_HEAD_BYTES
-        if limit_hit:
+        if self._line_end < 0:
+            self._line_end = self._pending.find(b"\r\n", max(seen - 1, 0))
+            line_bytes = self._line_end if self._line_end >= 0 else len(self._pending)
+            if line_bytes > MAX_REQUEST_LINE_BYTES:
+                raise FramingError(414, f"request line exceeds {MAX_REQUEST_LINE_BYTES} bytes")
+        end = self._pending.find(b"\r\n\r\n", max(seen - 3, 0))
+        if (end if end >= 0 else len(self._pending)) > MAX_HEAD_BYTES:
             raise FramingError(431, f"request head exceeds {MAX_HEAD_BYTES} bytes")
         if end < 0:
-            if re.search(rb"(?<!\r)\n", self._pending):
+            if _BARE_LF.search(self._pending, max(seen - 1, 0)):
                 raise FramingError(400, "request head lines must end with CRLF")
             return b""
-        head, rest = self._pending[: end + 4], self._pending[end + 4 :]
-        self._pending = b""
+        head, rest = bytes(self._pending[: end + 4]), bytes(self._pending[end + 4 :])
+        self._pending = bytearray()
         self._frame_body(head)
         return rest
 
