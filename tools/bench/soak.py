@@ -8,10 +8,13 @@ warm-up and at the end.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 
 from common.azure_queue import AzureQueue
 from common.envelope import decode_message
+from common.queue import QueueError, QueueUnavailable
 from common.settings import StorageSettings
 from tools.bench import payload
 from tools.bench.cpu import session_of_port
@@ -27,10 +30,13 @@ GITHUB_TIMEOUT_S = 10.0
 WARMUP_SHARE = 0.25
 MAX_WARMUP_S = 240.0
 _MB = 1024 * 1024
+# Threads taking messages off the queue during the soak, and how long each stays theirs.
+DRAIN_THREADS = 4
+DRAIN_VISIBILITY_S = 300
 
 
 def soak(run: Run, target: Target, rate_per_s: float) -> Figure:
-    """Deliveries at `rate_per_s` for `soak_s`, then every queued one counted."""
+    """Deliveries at `rate_per_s` for `soak_s`, every queued one counted as it is drained."""
     config = run.config
     service, port = start_frontend(
         run.workdir,
@@ -43,8 +49,11 @@ def soak(run: Run, target: Target, rate_per_s: float) -> Figure:
     azurite_pid = session_of_port(target.queue_port)
     memory: dict[str, str] = {}
     warmup_s = min(config.soak_s * WARMUP_SHARE, MAX_WARMUP_S)
+    drainer = _Drainer(target)
     try:
         warm_frontend(port, 20)
+        _wait_for_children(service.process.pid, config.frontend_workers)
+        drainer.start()
         memory["rss_mb_start"] = _rss(service.process.pid, azurite_pid)
         warm = _paced(run, port, rate_per_s, warmup_s)
         memory["rss_mb_warm"] = _rss(service.process.pid, azurite_pid)
@@ -52,9 +61,9 @@ def soak(run: Run, target: Target, rate_per_s: float) -> Figure:
         memory["rss_mb_end"] = _rss(service.process.pid, azurite_pid)
     finally:
         service.stop()
+        queued = drainer.finish()
     result = merged([warm, rest])
     result.elapsed_s = warm.elapsed_s + rest.elapsed_s  # one after the other, not side by side
-    queued = _queued_job_ids(target)
     accepted = {payload.job_id(index) for index in result.accepted_indices}
     refused = {payload.job_id(index) for index in result.sent_indices} - accepted
     late = sum(1 for latency in result.latencies_s if latency > GITHUB_TIMEOUT_S)
@@ -82,18 +91,72 @@ def _paced(run: Run, port: int, rate_per_s: float, duration_s: float) -> LoadRes
     return http_load(run, port, "soak", rate_per_s, duration_s, count, run.indices(count))
 
 
-def _queued_job_ids(target: Target) -> Counter[int]:
-    """How many times each job id was queued, from every message on the queue."""
-    queue = AzureQueue(StorageSettings(target.connection_string, None, target.queue))
-    queued: Counter[int] = Counter()
-    try:
-        while messages := queue.receive(32, visibility_timeout_s=300):
+class _Drainer:
+    """Takes messages off the queue while the soak runs, as the backend would, counting jobs.
+
+    Counting only at the end would read tens of thousands of messages from an emulator whose
+    every call slows with its depth; drained as they come, the queue stays shallow.
+    """
+
+    def __init__(self, target: Target, threads: int = DRAIN_THREADS) -> None:
+        storage = StorageSettings(target.connection_string, None, target.queue)
+        self._queue = AzureQueue(storage, connections=threads)
+        self._queued: Counter[int] = Counter()
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._drain, name="soak-drain", daemon=True)
+            for _ in range(threads)
+        ]
+
+    def start(self) -> None:
+        """Start draining."""
+        for thread in self._threads:
+            thread.start()
+
+    def finish(self) -> Counter[int]:
+        """Drain what is left, stop, and say how many times each job id was queued."""
+        self._stop.set()
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join()
+        self._queue.close()
+        return self._queued
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                messages = self._queue.receive(32, visibility_timeout_s=DRAIN_VISIBILITY_S)
+            except QueueUnavailable:
+                messages = []
+            if not messages:
+                if self._stop.is_set():
+                    return
+                time.sleep(0.2)
+                continue
             for message in messages:
-                for envelope in decode_message(message.content):
-                    queued[int(envelope.payload["workflow_job"]["id"])] += 1
-    finally:
-        queue.close()
-    return queued
+                self._count(message.id, message.content)
+                try:
+                    self._queue.delete(message)
+                except QueueError:
+                    pass  # counted once by its id; seen again it is not counted again
+
+    def _count(self, message_id: str, content: str) -> None:
+        with self._lock:
+            if message_id in self._seen:
+                return
+            self._seen.add(message_id)
+        jobs = [int(envelope.payload["workflow_job"]["id"]) for envelope in decode_message(content)]
+        with self._lock:
+            self._queued.update(jobs)
+
+
+def _wait_for_children(pid: int, count: int, timeout_s: float = 20.0) -> None:
+    """Wait until gunicorn's master has forked all its workers (it answers before that)."""
+    deadline = time.monotonic() + timeout_s
+    while len(children_of(pid)) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def _rss(frontend_pid: int, azurite_pid: int | None) -> str:
