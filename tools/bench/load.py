@@ -31,6 +31,7 @@ class LoadPlan:
     start_at: float  # wall clock (time.time()) shared by every process
     duration_s: float
     rate_per_s: float | None = None
+    fresh_connections: bool = False  # a new connection per delivery, as GitHub opens
 
 
 @dataclass
@@ -105,6 +106,8 @@ def _connection_loop(
                 errors += 1
                 connection.close()
                 continue
+            if plan.fresh_connections:
+                connection.close()  # http.client opens a new one for the next request
             latencies.append(time.monotonic() - due)
             statuses[response.status] += 1
             sent.append(index)
