@@ -26,6 +26,11 @@ PACK_VERSION = 1
 # Azure Storage queue messages hold at most 64 KiB of text.
 # https://learn.microsoft.com/en-us/rest/api/storageservices/put-message
 MAX_MESSAGE_BYTES = 64 * 1024
+# What a poison record (`common.queue.poison_record`) adds around the text it keeps: its reason
+# (at most MAX_REASON_BYTES), ids, times and hash. The frontend keeps every message within
+# MAX_ENVELOPE_BYTES, so that its poison record always holds it whole.
+POISON_RECORD_OVERHEAD_BYTES = 2048
+MAX_ENVELOPE_BYTES = MAX_MESSAGE_BYTES - POISON_RECORD_OVERHEAD_BYTES
 # A message decompresses to far less (reduced payloads, 32 envelopes at most); more is a bomb.
 MAX_DECOMPRESSED_BYTES = 1024 * 1024
 # zlib reads the gzip format (header and CRC checked) with window bits 16 + 15.

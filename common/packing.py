@@ -1,8 +1,9 @@
 """Fit a delivery into one queue message: reduce, compress, then shorten free text if needed.
 
-Azure queue messages hold 64 KiB of text (`common.envelope.MAX_MESSAGE_BYTES`); the envelope
-is base64(gzip(JSON)). Reduction alone makes every realistic delivery fit; the shortening
-steps exist for pathological names (thousands of long, distinct step names).
+Azure queue messages hold 64 KiB of text; an envelope takes at most that less the room of a
+poison record (`common.envelope.MAX_ENVELOPE_BYTES`), as base64(gzip(JSON)). Reduction alone
+makes every realistic delivery fit; the shortening steps exist for pathological names
+(thousands of long, distinct step names).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from common.envelope import MAX_MESSAGE_BYTES, Envelope, compress, encoded_size, to_json_bytes
+from common.envelope import MAX_ENVELOPE_BYTES, Envelope, compress, encoded_size, to_json_bytes
 from common.reduction import reduce_payload
 
 # Free-text fields shortened, in this order of limits, when a message does not fit.
@@ -62,16 +63,16 @@ def pack(delivery: Envelope) -> PackedMessage:
     """
     payload = reduce_payload(delivery.event, delivery.payload)
     packed = _encode(delivery, payload, truncated=False)
-    if packed.size_bytes <= MAX_MESSAGE_BYTES:
+    if packed.size_bytes <= MAX_ENVELOPE_BYTES:
         return packed
     for limit in TRUNCATION_LIMITS_CHARS:
         packed = _encode(delivery, shorten_free_text(delivery.event, payload, limit), True)
-        if packed.size_bytes <= MAX_MESSAGE_BYTES:
+        if packed.size_bytes <= MAX_ENVELOPE_BYTES:
             return packed
     raise MessageTooLarge(
         f"{delivery.event} delivery {delivery.delivery_id} takes {packed.size_bytes} bytes "
         f"with free text cut to {TRUNCATION_LIMITS_CHARS[-1]} characters; "
-        f"the queue accepts {MAX_MESSAGE_BYTES}"
+        f"an envelope may take {MAX_ENVELOPE_BYTES} (the queue's 64 KiB less a poison record)"
     )
 
 

@@ -76,8 +76,20 @@ class QueueConsumer(Protocol):
         """Put a `poison_record` on the poison queue; the source message is left as it is."""
 
 
-# A reason may quote what it refuses (a 40 KB action); the record must stay within the cap.
-MAX_REASON_CHARS = 1024
+# A reason may quote what it refuses (a 40 KB action); the record must stay within the cap,
+# so a reason takes at most this many bytes once JSON-escaped.
+MAX_REASON_BYTES = 1024
+
+
+def _bounded_reason(reason: str) -> str:
+    """`reason`, cut so that it takes at most MAX_REASON_BYTES in the record's JSON."""
+    if len(json.dumps(reason)) <= MAX_REASON_BYTES:
+        return reason
+    note = f"… ({len(reason)} characters)"
+    keep = MAX_REASON_BYTES - len(json.dumps(note))
+    while keep and len(json.dumps(reason[:keep] + note)) > MAX_REASON_BYTES:
+        keep //= 2  # escapes make a character take up to 12 bytes
+    return reason[:keep] + note
 
 
 # The record put on `<queue>-poison`: what was wrong, where it came from, and the original text.
@@ -92,14 +104,16 @@ def poison_record(
 ) -> str:
     """Build the poison queue text for `message`, always within the queue's size cap.
 
+    Text of at most MAX_ENVELOPE_BYTES (all the frontend sends) is always kept whole and as it
+    was; longer text is gzipped, and cut only if even that does not fit.
+
     `member` = (index, count, text) makes it the record of one envelope of a pack: `content`
     is that envelope alone as single-envelope message text, not the whole message.
     `completed_key` names the member's ledger key recorded as done on poisoning, which a
     replay must reopen first.
     """
     content = message.content if member is None else member[2]
-    if len(reason) > MAX_REASON_CHARS:
-        reason = reason[:MAX_REASON_CHARS] + f"… ({len(reason)} characters)"
+    reason = _bounded_reason(reason)
     record: dict[str, Any] = {
         "reason": reason,
         "source_queue": queue_name,

@@ -9,22 +9,19 @@ from flask import Flask
 from common.azure_queue import FRONTEND_TIMEOUTS, AzureQueue
 from common.queue import QueueProducer, QueueUnavailable
 from common.settings import StorageSettings, environment
-from frontend.batching import MAX_DELIVERIES_PER_MESSAGE, QUEUE_DEADLINE_S, GroupCommitter
+from frontend.batching import MAX_DELIVERIES_PER_MESSAGE, GroupCommitter
+from frontend.framing import MAX_BODY_BYTES
 from frontend.settings import FrontendSettings, load_frontend_settings
 from frontend.state import EXTENSION, FrontendState
 from frontend.views import blueprint
 
 log = logging.getLogger(__name__)
 
-# GitHub caps webhook payloads at 25 MB.
-# https://docs.github.com/en/webhooks/webhook-events-and-payloads#payload-cap
-MAX_BODY_BYTES = 25 * 1024 * 1024
-
 
 def create_app(
     settings: FrontendSettings | None = None,
     queue: QueueProducer | None = None,
-    queue_deadline_s: float = QUEUE_DEADLINE_S,
+    queue_deadline_s: float | None = None,
 ) -> Flask:
     """Build the frontend app, its queue client and its sender (whose threads start on use).
 
@@ -35,7 +32,9 @@ def create_app(
         settings: the frontend settings; read from the environment and `.env` when omitted.
         queue: the queue to send to; the Azure queue of `settings` when omitted (tests pass
             `InMemoryQueue`).
-        queue_deadline_s: how long a request may wait for the queue in all before its 503.
+        queue_deadline_s: how long a request may wait for the queue in all before its 503;
+            the settings' answer deadline when omitted (a delivery waits only what is left of
+            it since its arrival).
 
     Raises:
         SettingsError: settings are read from the environment and one is missing or malformed
@@ -48,7 +47,7 @@ def create_app(
     sender = GroupCommitter(
         queue if queue is not None else connect_queue(settings.storage),
         max_per_message=MAX_DELIVERIES_PER_MESSAGE if settings.packing else 1,
-        deadline_s=queue_deadline_s,
+        deadline_s=settings.answer_deadline_s if queue_deadline_s is None else queue_deadline_s,
     )
     app.extensions[EXTENSION] = FrontendState(settings, sender)
     app.register_blueprint(blueprint)

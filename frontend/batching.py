@@ -25,7 +25,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
-from common.envelope import MAX_MESSAGE_BYTES, encode_pack, encoded_size
+from common.envelope import MAX_ENVELOPE_BYTES, encode_pack, encoded_size
 from common.packing import PackedMessage
 from common.queue import QueueProducer, QueueUnavailable
 
@@ -34,8 +34,9 @@ log = logging.getLogger(__name__)
 MAX_DELIVERIES_PER_MESSAGE = 32
 # Requests of one process waiting for a sender; gthread threads bound it well below this.
 MAX_WAITING = 256
-# A request's whole wait for the queue, from its submit to its answer; past it, 503. GitHub
-# gives up after 10 s. FRONTEND_TIMEOUTS (common.azure_queue) fail a send within about this.
+# The longest a request waits for the queue, from its submit to its answer; past it, 503. The
+# app sets it to its answer deadline (FrontendSettings.answer_deadline_s), and a delivery waits
+# only what is left of that since its arrival. GitHub gives up after 10 s.
 QUEUE_DEADLINE_S = 5.0
 # A send this old no longer holds the next message back: an Azure put takes milliseconds.
 STALLED_SEND_S = 1.0
@@ -92,7 +93,7 @@ class GroupCommitter:
         stall_s: float | None = None,
         max_in_flight: int = MAX_SENDS_IN_FLIGHT,
         max_idle: int = MAX_IDLE_SENDERS,
-        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        max_message_bytes: int = MAX_ENVELOPE_BYTES,
     ) -> None:
         self._queue = queue
         self.max_per_message = max_per_message
@@ -123,17 +124,21 @@ class GroupCommitter:
         with self._cond:
             return len(self._sends) + self._idle
 
-    def send(self, message: PackedMessage) -> Receipt:
+    def send(self, message: PackedMessage, timeout_s: float | None = None) -> Receipt:
         """Submit and wait until the message carrying this delivery was accepted.
 
-        A request whose deadline passes answers 503. If its delivery was still waiting it is
-        withdrawn; if its message was already being sent, it may still be accepted: a copy
-        GitHub would redeliver, which the backend's ledger counts once.
+        A request waits at most the deadline, or `timeout_s` (what is left of its answer budget)
+        if shorter; then it answers 503. If its delivery was still waiting it is withdrawn; if
+        its message was already being sent, it may still be accepted: a copy GitHub would
+        redeliver, which the backend's ledger counts once.
 
         Raises:
             QueueUnavailable: the queue refused the message or did not accept it in time.
         """
-        return self._wait(self.submit(message), "accept the message")
+        wait_s = self.deadline_s if timeout_s is None else min(self.deadline_s, timeout_s)
+        if wait_s <= 0:
+            raise QueueUnavailable("the request waited past its answer deadline: shed")
+        return self._wait(self.submit(message), "accept the message", wait_s)
 
     def ping(self) -> None:
         """Check that the queue answers, within the same deadline as a send.
@@ -184,9 +189,10 @@ class GroupCommitter:
                 self._cond.notify()
         return future
 
-    def _wait(self, future: Future[Receipt], what: str) -> Receipt:
+    def _wait(self, future: Future[Receipt], what: str, wait_s: float | None = None) -> Receipt:
+        wait_s = self.deadline_s if wait_s is None else wait_s
         try:
-            return future.result(timeout=self.deadline_s)
+            return future.result(timeout=wait_s)
         except FutureTimeout:
             if future.cancel():
                 state = "withdrawn"
@@ -195,7 +201,7 @@ class GroupCommitter:
             else:
                 state = "still in flight"
             raise QueueUnavailable(
-                f"queue did not {what} within {self.deadline_s:g} s ({state})"
+                f"queue did not {what} within {wait_s:.3g} s ({state})"
             ) from None
 
     def _keep_a_sender_free(self) -> None:

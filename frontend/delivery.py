@@ -7,6 +7,7 @@ https://docs.github.com/en/webhooks/webhook-events-and-payloads#delivery-headers
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ TARGET_ID_HEADER = "X-GitHub-Hook-Installation-Target-ID"
 # GitHub's values are a GUID, an event name and numbers; a longer header is not from GitHub
 # and would only eat into the queue message's 64 KiB.
 MAX_HEADER_CHARS = 200
+# A NUL or a lone surrogate: text no backend store keeps as it came.
+_UNENCODABLE = re.compile("[\x00\ud800-\udfff]")
 # GitHub's form body has one field, `payload`.
 _MAX_FORM_FIELDS = 8
 
@@ -168,6 +171,12 @@ def _reject_constant(name: str) -> None:
 
 def _json_object(text: bytes | str) -> dict[str, Any]:
     too_deep = InvalidDelivery(f"body nests objects and arrays deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(text, bytes):
+        # json.loads would let UTF-8-encoded surrogates through ("surrogatepass").
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise InvalidDelivery(f"body is not valid JSON: not UTF-8 ({error.reason})") from None
     try:
         document = json.loads(text, parse_constant=_reject_constant, parse_float=finite_float)
     except ValueError as error:
@@ -179,4 +188,18 @@ def _json_object(text: bytes | str) -> dict[str, Any]:
     if not isinstance(document, dict):
         kind = _JSON_KINDS.get(type(document), "value")
         raise InvalidDelivery(f"body is a JSON {kind}, not an object")
+    # Only a \u escape can put a NUL or a lone surrogate into a string of valid UTF-8 JSON.
+    if "\\u" in text and _has_unencodable_text(document):
+        raise InvalidDelivery("body holds a NUL or a lone surrogate in a string")
     return document
+
+
+def _has_unencodable_text(value: Any) -> bool:
+    """Whether any string of a parsed document (keys included) holds a NUL or lone surrogate."""
+    if isinstance(value, str):
+        return _UNENCODABLE.search(value) is not None
+    if isinstance(value, dict):
+        return any(_has_unencodable_text(k) or _has_unencodable_text(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_unencodable_text(item) for item in value)
+    return False

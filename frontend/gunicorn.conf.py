@@ -18,12 +18,16 @@ _options = startup_options(environment())
 bind = [_options.bind]
 workers = _options.workers
 threads = _options.threads
-worker_class = "gthread"
+# gthread with a non-blocking read stage: a thread only gets a request that has fully arrived.
+worker_class = "frontend.worker.ReadAheadWorker"
+# Connections accepted by the kernel and not yet by a worker: bounded, so that a flood waits
+# in the clients' SYN retries instead of here, past GitHub's 10 s.
+backlog = 128
 # Each worker builds its own app after the fork, and with it its queue client; its sender
 # threads start on its first request. Nothing is shared with the master or other workers.
 preload_app = False
-# GitHub gives up after 10 s; a request's wait for the queue ends well before that
-# (frontend.batching.QUEUE_DEADLINE_S).
+# GitHub gives up after 10 s; every answer leaves within FRONTEND_ANSWER_DEADLINE_SECONDS of
+# the request's arrival. This is gunicorn's heartbeat timeout, not a request's.
 timeout = 30
 graceful_timeout = 20
 keepalive = 5

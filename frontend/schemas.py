@@ -1,11 +1,35 @@
-"""Marshmallow schemas of the ids the backend needs in each queued event's payload."""
+"""Marshmallow schemas of the ids the backend needs in each queued event's payload.
+
+They refuse what GitHub never sends, so that nothing the backend could only poison is queued:
+an action is a short identifier, ids are positive 64-bit integers, names hold no NUL.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+# GitHub's actions are lowercase words joined by underscores ("in_progress"); one it adds later
+# has the same shape, is queued, and the backend acknowledges it without telemetry.
+ACTION = re.compile(r"[a-z_]{1,32}\Z")
+# Ids are 64-bit database ids; a larger or non-positive one is not GitHub's.
+MAX_ID = 2**63 - 1
+
+
+def _id() -> fields.Integer:
+    return fields.Integer(
+        required=True,
+        strict=True,
+        validate=validate.Range(min=1, max=MAX_ID, error="must be a positive 64-bit integer"),
+    )
+
+
+def _no_nul(value: str) -> None:
+    if "\0" in value:
+        raise ValidationError("must not contain NUL")
 
 
 class _Ids(Schema):
@@ -16,22 +40,27 @@ class _Ids(Schema):
 
 
 class _RepositoryIds(_Ids):
-    id = fields.Integer(required=True, strict=True)
-    full_name = fields.String(required=True, validate=validate.Length(min=1))
+    id = _id()
+    full_name = fields.String(required=True, validate=[validate.Length(min=1), _no_nul])
 
 
 class _RunIds(_Ids):
-    id = fields.Integer(required=True, strict=True)
-    run_attempt = fields.Integer(required=True, strict=True)
+    id = _id()
+    run_attempt = _id()
 
 
 class _JobIds(_Ids):
-    id = fields.Integer(required=True, strict=True)
-    run_id = fields.Integer(required=True, strict=True)
+    id = _id()
+    run_id = _id()
 
 
 class _DeliveryIds(_Ids):
-    action = fields.String(required=True, validate=validate.Length(min=1))
+    action = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            ACTION, error="must be 1 to 32 lowercase letters or underscores (GitHub's actions)"
+        ),
+    )
     repository = fields.Nested(_RepositoryIds, required=True)
 
 

@@ -20,6 +20,15 @@ DEFAULT_WORKERS = 2
 DEFAULT_THREADS = 8
 # Workers and threads per worker; more is a typo (each worker is a process).
 MAX_COUNT = 1024
+# A request's head and body must arrive within this from its connection's arrival: time for
+# GitHub's largest body (25 MB) over a link of about 40 Mbit/s.
+DEFAULT_READ_DEADLINE_S = 5.0
+# Every answer leaves within this from the request's arrival, 503 if the queue did not accept
+# its message by then; GitHub gives up after 10 s.
+# https://docs.github.com/en/webhooks/using-webhooks/best-practices-for-using-webhooks
+DEFAULT_ANSWER_DEADLINE_S = 5.5
+# GitHub's 10 s, less what the answer needs to travel back.
+MAX_DEADLINE_S = 9.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,8 @@ class FrontendSettings:
     packing: bool = True  # deliveries arriving during a send share the next queue message
     workers: int = DEFAULT_WORKERS  # gunicorn's WEB_CONCURRENCY
     threads: int = DEFAULT_THREADS  # gunicorn's threads per worker
+    read_deadline_s: float = DEFAULT_READ_DEADLINE_S  # from arrival to the request read whole
+    answer_deadline_s: float = DEFAULT_ANSWER_DEADLINE_S  # from arrival to the answer
 
 
 # What the frontend reads, for warnings about near misses even when loading stops half-way;
@@ -89,4 +100,10 @@ def _load(reader: EnvReader) -> FrontendSettings:
         packing=reader.flag("FRONTEND_PACKING", True),
         workers=reader.count("WEB_CONCURRENCY", DEFAULT_WORKERS, MAX_COUNT),
         threads=reader.count("GUNICORN_THREADS", DEFAULT_THREADS, MAX_COUNT),
+        read_deadline_s=reader.number(
+            "FRONTEND_READ_DEADLINE_SECONDS", DEFAULT_READ_DEADLINE_S, 0.1, MAX_DEADLINE_S
+        ),
+        answer_deadline_s=reader.number(
+            "FRONTEND_ANSWER_DEADLINE_SECONDS", DEFAULT_ANSWER_DEADLINE_S, 0.1, MAX_DEADLINE_S
+        ),
     )

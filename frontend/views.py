@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import IO, Any
 
 from flask import Blueprint, Response, g, jsonify, request
+from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from common.envelope import utc_now
@@ -23,7 +24,9 @@ from frontend.delivery import (
     require_media_type,
     rule_for,
 )
-from frontend.signature import SIGNATURE_HEADER, SignatureError, verify_signature
+from frontend.framing import AGE_HEADER
+from frontend.signature import SIGNATURE_HEADER, SignatureCheck, SignatureError
+from frontend.spool import open_spool
 from frontend.state import current_state
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,9 @@ blueprint = Blueprint("frontend", __name__)
 RETRY_AFTER_S = 30
 # Unverified header values are logged only this long.
 _LOGGED_HEADER_CHARS = 100
+_CHUNK_BYTES = 64 * 1024
+# An age the server reports beyond this is not an age: ignored.
+_MAX_AGE_S = 3600.0
 
 # What each route answers: status code and outcome.
 ANSWERS: Mapping[Route, tuple[int, str]] = {
@@ -61,16 +67,21 @@ def receive_webhook() -> Response:
     """Receive one GitHub delivery; 202 only once the queue has accepted its message."""
     _begin_delivery_log()
     state = current_state()
+    deadline = g.arrived + state.settings.answer_deadline_s
+    if time.monotonic() >= deadline:  # it waited for a thread past its budget: shed at once
+        raise QueueUnavailable("the request waited past its answer deadline: shed")
     content_type = require_media_type(request.content_type)
-    body = _read_body()
-    verify_signature(body, request.headers.get(SIGNATURE_HEADER), state.settings.webhook_secrets)
+    stream = request.stream  # a declared length past the cap is a 413 here, before anything
+    check = SignatureCheck(request.headers.get(SIGNATURE_HEADER), state.settings.webhook_secrets)
+    body = _read_body(stream, check)
+    check.verify()
     delivery = parse_delivery(dict(request.headers.items()), content_type, body, g.received_at)
     route = rule_for(delivery.event).route
     g.delivery_log["action"] = delivery.action
     if route is Route.QUEUE:
         message = pack(delivery)
         g.delivery_log.update(message_bytes=message.size_bytes, truncated=message.truncated)
-        receipt = state.sender.send(message)
+        receipt = state.sender.send(message, timeout_s=deadline - time.monotonic())
         g.delivery_log["message_deliveries"] = receipt.deliveries
     status, outcome = ANSWERS[route]
     body_fields = {"status": outcome, "event": delivery.event, "delivery_id": delivery.delivery_id}
@@ -85,6 +96,12 @@ def _bad_signature(error: SignatureError) -> Response:
 @blueprint.app_errorhandler(UnsupportedMediaType)
 def _unsupported_media_type(error: UnsupportedMediaType) -> Response:
     return _answer(415, "unsupported_media_type", {"error": str(error)})
+
+
+@blueprint.app_errorhandler(ParseException)
+def _malformed_body(error: ParseException) -> Response:
+    # gunicorn's parser refuses a body's framing (a chunk size, a trailer) as the app reads it.
+    return _answer(400, "malformed_body", {"error": f"malformed request body: {error}"})
 
 
 @blueprint.app_errorhandler(InvalidDelivery)
@@ -160,6 +177,7 @@ def _log_delivery(response: Response) -> Response:
 
 def _begin_delivery_log() -> None:
     g.started = time.monotonic()
+    g.arrived = g.started - _age_s(request.headers.get(AGE_HEADER))
     g.received_at = utc_now()
     g.delivery_log = {
         "delivery_id": request.headers.get(DELIVERY_HEADER, "")[:_LOGGED_HEADER_CHARS],
@@ -168,16 +186,35 @@ def _begin_delivery_log() -> None:
     }
 
 
-def _read_body() -> bytes:
-    """The raw body; 413 past MAX_CONTENT_LENGTH, with or without a Content-Length header."""
-    body = request.get_data(cache=False)
+def _age_s(header: str | None) -> float:
+    """How long ago the server says the request arrived; 0 without a server that says."""
+    try:
+        age_s = float(header or 0)
+    except ValueError:
+        return 0.0
+    return age_s if 0 <= age_s < _MAX_AGE_S else 0.0
+
+
+def _read_body(stream: IO[bytes], check: SignatureCheck) -> bytes:
+    """The raw body, hashed as it streams in and spooled (`frontend.spool`) meanwhile.
+
+    413 past MAX_CONTENT_LENGTH, with or without a Content-Length header; 400 if the server's
+    parser refuses the body's framing as it is read.
+    """
     limit = request.max_content_length
-    if request.content_length is None and limit is not None and len(body) >= limit:
-        # Werkzeug stops a streamed (chunked) body at the limit without an error; one more
-        # byte from the server's stream tells whether the body went on past it.
-        if request.environ["wsgi.input"].read(1):
-            raise RequestEntityTooLarge()
-    return body
+    read = 0
+    with open_spool(request.content_length) as spool:
+        while chunk := stream.read(_CHUNK_BYTES):
+            check.update(chunk)
+            spool.write(chunk)
+            read += len(chunk)
+        if request.content_length is None and limit is not None and read >= limit:
+            # Werkzeug stops a streamed (chunked) body at the limit without an error; one more
+            # byte from the server's stream tells whether the body went on past it.
+            if request.environ["wsgi.input"].read(1):
+                raise RequestEntityTooLarge()
+        spool.seek(0)
+        return spool.read()
 
 
 def _retry_later() -> Response:

@@ -27,6 +27,7 @@ PURE = (
     "frontend.signature",
     "frontend.delivery",
     "frontend.schemas",
+    "frontend.framing",
     "common.envelope",
     "common.reduction",
     "common.json_limits",

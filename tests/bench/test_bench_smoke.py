@@ -20,6 +20,7 @@ FIGURES = [
     "frontend at 80% load",
     "frontend full load, packing off",
     "frontend at 80% load, packing off",
+    "frontend soak at 80% load",
     "queue drain (raw), 1 proc",
     "backend drain, 1 proc",
     "backend drain, 1 proc, ledger off",
@@ -32,7 +33,7 @@ def test_the_tiniest_benchmark_writes_every_figure_and_loses_nothing(tmp_path: P
     output = tmp_path / "bench.json"
     command = [
         sys.executable, "-m", "tools.bench", "--tiny", "--backend-processes", "1",
-        "--output", str(output),
+        "--soak-s", "3", "--output", str(output),
     ]  # fmt: skip
 
     # When it runs
@@ -52,3 +53,8 @@ def test_the_tiniest_benchmark_writes_every_figure_and_loses_nothing(tmp_path: P
     assert (end_to_end["accepted"], end_to_end["lost"], end_to_end["doubled"]) == (100, 0, 0)
     assert end_to_end["items_received"] == end_to_end["items_expected"]
     assert document["environment"]["cpu_count"] >= 1
+    soak = figures["frontend soak at 80% load"]["details"]
+    assert (soak["lost"], soak["doubled"]) == (0, 0)
+    assert soak["requests"] > 0
+    readings = [soak[name] for name in ("rss_mb_start", "rss_mb_warm", "rss_mb_end")]
+    assert [reading.count("/") for reading in readings] == [2, 2, 2], readings

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from backend.idempotency.ledger import check_key
-from common.envelope import MAX_MESSAGE_BYTES
-from common.queue import MAX_REASON_CHARS, QueueMessage, poison_record
+from common.envelope import MAX_ENVELOPE_BYTES, MAX_MESSAGE_BYTES
+from common.queue import MAX_REASON_BYTES, QueueMessage, poison_record
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -22,7 +22,22 @@ def test_a_long_reason_is_trimmed_so_the_record_fits(content: str) -> None:
 
     record = json.loads(text)
     assert len(text.encode("utf-8")) <= MAX_MESSAGE_BYTES
-    assert record["reason"] == "x" * MAX_REASON_CHARS + "… (70000 characters)"
+    kept = MAX_REASON_BYTES - len(json.dumps("… (70000 characters)"))
+    assert record["reason"] == "x" * kept + "… (70000 characters)"
+
+
+@pytest.mark.parametrize("reason", ["x" * 70_000, "\0" * 70_000, "\ud800é" * 9_000])
+def test_an_envelope_at_its_cap_is_kept_whole_whatever_the_reason(reason: str) -> None:
+    # Base64 text as the frontend sends, at the most it sends.
+    content = ("Ab+/" * MAX_ENVELOPE_BYTES)[:MAX_ENVELOPE_BYTES]
+    message = QueueMessage("0" * 36, "receipt", content, 6)
+
+    text = poison_record(message, reason, "q" * 63, NOW, member=(31, 32, content))
+
+    record = json.loads(text)
+    assert len(text.encode("utf-8")) <= MAX_MESSAGE_BYTES
+    assert (record["content_encoding"], record["content"]) == ("text", content)
+    assert len(json.dumps(record["reason"])) <= MAX_REASON_BYTES
 
 
 def test_a_short_reason_is_kept_whole() -> None:

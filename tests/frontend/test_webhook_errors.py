@@ -7,6 +7,7 @@ import json
 
 import pytest
 from flask.testing import FlaskClient
+from gunicorn.http.errors import InvalidChunkSize
 
 from common.memory_queue import InMemoryQueue
 from tests.frontend.deliveries import github_headers, json_body, post_webhook, signed_delivery
@@ -57,7 +58,12 @@ def test_a_content_length_over_25_mb_is_413_without_reading(client: FlaskClient)
 
 
 def test_a_chunked_body_over_25_mb_is_413(client: FlaskClient) -> None:
-    headers = {"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
+    # A signature of the right shape: a missing one is refused before any byte is read.
+    headers = {
+        "Content-Type": "application/json",
+        "Transfer-Encoding": "chunked",
+        "X-Hub-Signature-256": "sha256=" + "0" * 64,
+    }
 
     response = client.post(
         "/webhook",
@@ -155,3 +161,23 @@ def test_an_unexpected_failure_is_a_500_json(
         "unable to complete your request. Either the server is overloaded or there is an "
         "error in the application."
     }
+
+
+class _BadChunks:
+    """A server's body stream whose chunked framing turns out malformed mid-read."""
+
+    def read(self, size: int = -1) -> bytes:
+        raise InvalidChunkSize(b"-5")
+
+
+def test_a_body_framing_the_server_refuses_while_read_is_a_json_400(client: FlaskClient) -> None:
+    body, headers = signed_delivery()
+
+    response = client.post(
+        "/webhook",
+        headers={**headers, "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input": _BadChunks(), "wsgi.input_terminated": True},
+    )
+
+    assert response.status_code == 400
+    assert response.json == {"error": "malformed request body: Invalid chunk size: b'-5'"}

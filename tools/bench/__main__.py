@@ -1,4 +1,4 @@
-"""`python -m tools.bench [--quick|--tiny] [--duration-s 10 ...]`: run every figure, print, save."""
+"""`python -m tools.bench [--quick|--tiny] [--duration-s 10 --soak-s 900 ...]`: run, print, save."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from tools.bench.figures import Figure
 from tools.bench.parallel import Pool
 from tools.bench.report import table, write_json
 from tools.bench.session import Run
+from tools.bench.soak import soak
 from tools.bench.trials import combine, combine_each
 
 log = logging.getLogger("bench")
@@ -55,6 +56,11 @@ def measure(run: Run) -> list[Figure]:
     results = [combine(puts)]
     for packing in (True, False):
         results += [combine(full[packing]), *paced[packing]]
+    if config.soak_s > 0:
+        rate = config.soak_per_s or config.load_factor * combine(full[True]).per_s
+        log.info("frontend soak: %.0f s at %.0f deliveries/s", config.soak_s, rate)
+        with run.fresh_queue() as target:
+            results.append(soak(run, target, rate))
     results += drains(run)
     if config.packed_drain > 1:
         processes = max(config.backend_processes)

@@ -11,8 +11,20 @@ from pathlib import Path
 # Preset sizes; `default` takes a 2-core host about 7 minutes (3 trials of each figure with a
 # ceiling), `quick` about 2 (a single trial), `tiny` seconds.
 PRESETS: dict[str, dict[str, object]] = {
-    "default": {"duration_s": 8.0, "depth": 1500, "e2e_deliveries": 1500, "trials": 3},
-    "quick": {"duration_s": 5.0, "depth": 1200, "e2e_deliveries": 600, "trials": 1},
+    "default": {
+        "duration_s": 8.0,
+        "depth": 1500,
+        "e2e_deliveries": 1500,
+        "trials": 3,
+        "soak_s": 60.0,
+    },
+    "quick": {
+        "duration_s": 5.0,
+        "depth": 1200,
+        "e2e_deliveries": 600,
+        "trials": 1,
+        "soak_s": 20.0,
+    },
     "tiny": {
         "trials": 1,
         "duration_s": 1.0,
@@ -20,6 +32,7 @@ PRESETS: dict[str, dict[str, object]] = {
         "e2e_deliveries": 100,
         "shared_azurite": True,
         "packed_drain": 0,
+        "soak_s": 0.0,
     },
 }
 
@@ -38,6 +51,9 @@ class BenchConfig:
     backend_processes: tuple[int, ...] = (1, 2)
     load_factor: float = 0.8
     packed_drain: int = 8  # deliveries per message of the packed drain figure; 0: no figure
+    # The soak figure's length (`--soak-s 900`: the 15 minutes of docs/benchmark.md); 0: none.
+    soak_s: float = 60.0
+    soak_per_s: float = 0.0  # the soak's pace; 0: `load_factor` x the measured full load
     shared_azurite: bool = False
     output: Path = Path("var") / "bench.json"
     preset: str = "default"

@@ -96,8 +96,14 @@ def http_load(
     duration_s: float,
     count: int = UNBOUNDED,
     first: int | None = None,
+    connections: int | None = None,
+    fresh_connections: bool = False,
 ) -> LoadResult:
-    """Signed deliveries from the load processes, closed loop or paced at `rate_per_s`."""
+    """Signed deliveries from the load processes, closed loop or paced at `rate_per_s`.
+
+    Each process runs `connections` threads (the config's connections per worker when
+    omitted), each on one keep-alive connection, or a new one per delivery.
+    """
     config = run.config
     processes = config.client_processes
     per_process = count // processes
@@ -110,10 +116,11 @@ def http_load(
                 tag,
                 base + i * per_process,
                 per_process if i < processes - 1 else count - i * per_process,
-                config.connections_per_worker,
+                connections or config.connections_per_worker,
                 start_at,
                 duration_s,
                 rate_per_s / processes if rate_per_s else None,
+                fresh_connections,
             )
             for i in range(processes)
         ]

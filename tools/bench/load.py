@@ -31,6 +31,7 @@ class LoadPlan:
     start_at: float  # wall clock (time.time()) shared by every process
     duration_s: float
     rate_per_s: float | None = None
+    fresh_connections: bool = False  # a new connection per delivery, as GitHub opens
 
 
 @dataclass
@@ -41,6 +42,7 @@ class LoadResult:
     statuses: Counter[int] = field(default_factory=Counter)
     errors: int = 0
     sent_indices: list[int] = field(default_factory=list)
+    accepted_indices: list[int] = field(default_factory=list)  # answered 202
     elapsed_s: float = 0.0
     cpu_s: float = 0.0  # CPU the load processes themselves spent
 
@@ -50,6 +52,7 @@ class LoadResult:
         self.statuses.update(other.statuses)
         self.errors += other.errors
         self.sent_indices += other.sent_indices
+        self.accepted_indices += other.accepted_indices
         self.elapsed_s = max(self.elapsed_s, other.elapsed_s)
         self.cpu_s += other.cpu_s
 
@@ -85,6 +88,7 @@ def _connection_loop(
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
     sent: list[int] = []
+    accepted: list[int] = []
     errors = 0
     try:
         while (taken := cursor.take()) is not None:
@@ -102,9 +106,13 @@ def _connection_loop(
                 errors += 1
                 connection.close()
                 continue
+            if plan.fresh_connections:
+                connection.close()  # http.client opens a new one for the next request
             latencies.append(time.monotonic() - due)
             statuses[response.status] += 1
             sent.append(index)
+            if response.status == 202:
+                accepted.append(index)
     finally:
         connection.close()
         with lock:
@@ -112,6 +120,7 @@ def _connection_loop(
             result.statuses.update(statuses)
             result.errors += errors
             result.sent_indices += sent
+            result.accepted_indices += accepted
 
 
 def run_plan(plan: LoadPlan) -> LoadResult:
