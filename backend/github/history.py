@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TextIO
+from typing import Any, TextIO
 
 from backend.github.client import GitHubApi, Target
 from backend.github.envelopes import COMPLETED, job_envelope, run_envelope
@@ -24,17 +24,11 @@ from backend.github.windows import MAX_LISTED_RUNS, Window, windows
 from backend.idempotency.records import Records
 from common.envelope import Envelope
 from common.packing import MessageTooLarge, pack
+from common.queue import QueueProducer
 
 log = logging.getLogger(__name__)
 
 DONE = "done"
-
-
-class Sender(Protocol):
-    """The producer side of the queue."""
-
-    def send(self, content: str) -> str:
-        """Enqueue text durably and return the message id."""
 
 
 @dataclass
@@ -95,7 +89,7 @@ class Backfill:
         api: GitHubApi,
         target: Target,
         records: Records,
-        queue: Sender | None,
+        queue: QueueProducer | None,
         now: datetime,
         *,
         workflow: str | None = None,

@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from tests.identity.certificate import Certificate
+from tests.identity.token_server import serving
 from tools.azurite import ACCOUNT_NAME
 
 ERROR_CODE = "AuthorizationPermissionMismatch"
@@ -120,12 +121,5 @@ class _Handler(BaseHTTPRequestHandler):
 @contextmanager
 def role_gate(service: str, upstream_port: int, certificate: Certificate) -> Iterator[RoleGate]:
     """A running gate, refusing until `granted` is set; stopped on exit."""
-    gate = RoleGate(service, upstream_port, certificate)
-    thread = threading.Thread(target=gate.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(RoleGate(service, upstream_port, certificate)) as gate:
         yield gate
-    finally:
-        gate.shutdown()
-        gate.server_close()
-        thread.join(timeout=5)

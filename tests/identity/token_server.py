@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 
 API_VERSION = "2019-08-01"
 HEADER = "X-IDENTITY-HEADER"
@@ -151,7 +151,16 @@ def token_server(
     identities: Mapping[str, str], lifetime_s: int = DEFAULT_LIFETIME_S
 ) -> Iterator[TokenServer]:
     """A running token endpoint, stopped on exit."""
-    server = TokenServer(identities, lifetime_s)
+    with serving(TokenServer(identities, lifetime_s)) as server:
+        yield server
+
+
+ServerT = TypeVar("ServerT", bound=ThreadingHTTPServer)
+
+
+@contextmanager
+def serving(server: ServerT) -> Iterator[ServerT]:
+    """`server` answering on a thread of its own until the block ends, then closed."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
