@@ -70,11 +70,15 @@ def describe_error(error: AzureError) -> str:
         )
     if isinstance(error, HttpResponseError) and error.status_code is not None:
         code = getattr(error, "error_code", None) or ""
-        code = str(getattr(code, "value", code))
-        meaning = _FORBIDDEN.get(code) if error.status_code == 403 else None
-        because = f": {meaning}" if meaning else ""
-        return f"answered {error.status_code} {code or first_line}{because}"
+        return describe_answer(error.status_code, str(getattr(code, "value", code)), first_line)
     return f"failed: {type(error).__name__}: {first_line}"
+
+
+def describe_answer(status: int, code: str, reason: str) -> str:
+    """`answered <status> <code>`, with what a 403's code means for an operator."""
+    meaning = _FORBIDDEN.get(code) if status == 403 else None
+    because = f": {meaning}" if meaning else ""
+    return f"answered {status} {code or reason}{because}"
 
 
 def endpoint(account_name: str | None, service: str) -> str:

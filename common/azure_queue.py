@@ -18,9 +18,16 @@ from azure.core.exceptions import (
 from azure.storage.queue import QueueClient
 from requests.adapters import DEFAULT_POOLSIZE
 
-from common.azure_clients import ClientTimeouts, describe_error, queue_client
+from common.azure_clients import (
+    ClientTimeouts,
+    describe_answer,
+    describe_error,
+    queue_client,
+)
 from common.queue import MessageGone, QueueMessage, QueueUnavailable, poison_record
+from common.queue_put import PutRefused, PutUnreachable, RestPut, rest_put_for
 from common.settings import StorageSettings
+from common.tokens import TokenUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +73,9 @@ class AzureQueue:
     """Both queue roles over azure-storage-queue; SDK errors become QueueUnavailable/MessageGone.
 
     Safe to share between threads: up to `connections` calls at a time on each of its two
-    queues keep their connections open for the next call.
+    queues keep their connections open for the next call. `send` puts with `RestPut` when
+    `rest_put_for` allows it (`common/queue_put.py` says why), else with the SDK; `rest_put`
+    False keeps every call on the SDK.
     """
 
     def __init__(
@@ -74,11 +83,18 @@ class AzureQueue:
         settings: StorageSettings,
         timeouts: ClientTimeouts = BACKEND_TIMEOUTS,
         connections: int = DEFAULT_POOLSIZE,
+        rest_put: bool = True,
     ):
         self.name = settings.queue_name
         self._queue = queue_client(settings, settings.queue_name, timeouts, connections)
         self._poison = queue_client(settings, settings.poison_queue_name, timeouts, connections)
         self._created: set[str] = set()
+        self._put: RestPut | None = None
+        why = "as asked"
+        if rest_put:
+            self._put, why = rest_put_for(self._queue, timeouts, connections)
+        how = "on urllib3" if self._put is not None else "through the SDK"
+        log.info("queue %s: messages are put %s (%s)", self.name, how, why)
 
     def _call(self, client: QueueClient, operation: Callable[[], T], on_message: bool = False) -> T:
         """Run `operation`; `on_message` (delete, update) lets a 404 or stale receipt mean gone."""
@@ -112,10 +128,31 @@ class AzureQueue:
             self._call(client, lambda c=client: self._create(c))  # type: ignore[misc]
 
     def send(self, content: str) -> str:
+        if self._put is not None:
+            return self._put_message(self._put, content)
         sent = self._call(
             self._queue, lambda: self._queue.send_message(content, time_to_live=NEVER_EXPIRES)
         )
         return str(sent.id)
+
+    def _put_message(self, put: RestPut, content: str) -> str:
+        """Put with `put`; a missing queue is created (by the SDK) and the put tried again."""
+        name = self._queue.queue_name
+        try:
+            try:
+                return put.put(content, NEVER_EXPIRES)
+            except PutRefused as refused:
+                if refused.code != "QueueNotFound":
+                    raise
+                self._call(self._queue, lambda: self._create(self._queue))
+                return put.put(content, NEVER_EXPIRES)
+        except PutRefused as refused:
+            described = describe_answer(refused.status, refused.code, refused.reason)
+            raise QueueUnavailable(f"queue {name} {described}") from refused
+        except PutUnreachable as error:
+            raise QueueUnavailable(f"queue {name} unreachable: {error}") from error
+        except TokenUnavailable as error:
+            raise QueueUnavailable(f"queue {name} {describe_error(error.cause)}") from error
 
     def receive(self, max_messages: int, visibility_timeout_s: int) -> list[QueueMessage]:
         def one_page() -> list[QueueMessage]:
@@ -189,15 +226,18 @@ class AzureQueue:
         """Close the HTTP sessions."""
         self._queue.close()
         self._poison.close()
+        if self._put is not None:
+            self._put.close()
 
 
 def create_queue(
     settings: StorageSettings,
     timeouts: ClientTimeouts = BACKEND_TIMEOUTS,
     connections: int = DEFAULT_POOLSIZE,
+    rest_put: bool = True,
 ) -> AzureQueue:
     """Build the queue client and create the queues if they are missing (best effort)."""
-    queue = AzureQueue(settings, timeouts, connections)
+    queue = AzureQueue(settings, timeouts, connections, rest_put)
     try:
         queue.ensure_queues()
     except QueueUnavailable as error:

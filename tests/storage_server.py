@@ -15,6 +15,8 @@ from tools.azurite import ACCOUNT_KEY, ACCOUNT_NAME
 OK = "ok"  # what Azure answers: 201 + the Put Message XML, 200 to a properties request
 NOT_FOUND = "not_found"  # a 404 with no x-ms-error-code: not a queue endpoint at all
 TRICKLE = "trickle"  # a valid answer, one byte every TRICKLE_INTERVAL_S
+BUSY = "busy"  # 503 ServerBusy: the service asks the caller to come back
+GARBLED = "garbled"  # a 201 whose body is not the Put Message XML
 
 TRICKLE_INTERVAL_S = 0.5
 
@@ -72,6 +74,12 @@ class _Handler(BaseHTTPRequestHandler):
         answer = self.server.next_answer()
         if answer == NOT_FOUND:
             self._write(b"HTTP/1.1 404 The specified resource does not exist.\r\n", b"")
+            return
+        if answer == BUSY:
+            self._write(b"HTTP/1.1 503 Server Busy\r\nx-ms-error-code: ServerBusy\r\n", b"")
+            return
+        if answer == GARBLED:
+            self._write(b"HTTP/1.1 201 Created\r\nContent-Type: application/xml\r\n", b"<html>")
             return
         body = _PUT_MESSAGE_XML if self.command == "POST" else b""
         status = b"201 Created" if self.command in {"POST", "PUT"} else b"200 OK"

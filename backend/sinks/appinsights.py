@@ -26,12 +26,13 @@ from opencensus.ext.azure.common.protocol import Data, Envelope, Event
 from opencensus.ext.azure.common.utils import azure_monitor_context, validate_instrumentation_key
 
 from backend.sinks.base import ExportResult, Rejection, format_time
-from backend.sinks.entra import BearerToken, TokenCredential, TokenUnavailable, scope_for
+from backend.sinks.entra import monitor_token
 from backend.sinks.ingestion import Answer, classify
 from backend.telemetry import limits, window
 from backend.telemetry.item import TelemetryItem
 from common import http
 from common.envelope import utc_now
+from common.tokens import BearerToken, TokenCredential, TokenUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +221,7 @@ class AppInsightsSink:
                     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING needs an https IngestionEndpoint "
                     "in APPLICATIONINSIGHTS_CONNECTION_STRING: a token is never sent in clear text"
                 )
-            self._token = BearerToken(credential, scope_for(self._target.audience))
+            self._token = monitor_token(credential, self._target.audience)
         self._timeout_s = timeout_s
         self._tags = base_tags(role_name)
         self._session = session or http.session()

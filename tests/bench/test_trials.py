@@ -6,7 +6,7 @@ import pytest
 
 from tools.bench.config import load_config
 from tools.bench.figures import Figure
-from tools.bench.trials import combine, combine_each, median_trial
+from tools.bench.trials import combine, combine_each, combine_latency, median_trial
 
 CEILING = "queue drain (raw), 2 proc"
 
@@ -95,3 +95,17 @@ def test_the_default_run_takes_three_trials_and_quick_one() -> None:
 def test_fewer_than_one_trial_is_refused() -> None:
     with pytest.raises(SystemExit):
         load_config(["--trials", "0"], env={})
+
+
+def paced(p99_ms: float, per_s: float) -> Figure:
+    return Figure("frontend at 80% load", per_s, details={"p99_ms": p99_ms, "p50_ms": 1.0})
+
+
+def test_paced_trials_are_reported_by_their_median_p99_with_every_trial_s_p99() -> None:
+    trials = [paced(160.0, 500), paced(40.0, 520), paced(70.0, 480)]
+
+    figure = combine_latency(trials)
+
+    assert (figure.per_s, figure.details["p99_ms"]) == (480, 70.0)
+    assert figure.details["trials_p99_ms"] == "160.0, 40.0, 70.0"
+    assert combine_latency([trials[0]]) == trials[0]

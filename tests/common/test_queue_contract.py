@@ -36,16 +36,19 @@ class _Clock:
 Implementation = InMemoryQueue | AzureQueue
 
 
-@pytest.fixture(params=["memory", "azurite", "azurite-oauth"])
+@pytest.fixture(params=["memory", "azurite", "azurite-oauth", "azurite-sdk-put"])
 def queue(request: pytest.FixtureRequest) -> Iterator[Implementation]:
-    """Each implementation in turn, over a queue of this test's own."""
+    """Each implementation in turn, over a queue of this test's own.
+
+    The Azure queue puts on urllib3 (`common/queue_put.py`) with the account key or, on
+    "azurite-oauth", a managed identity's tokens; "azurite-sdk-put" puts through the SDK.
+    """
     if request.param == "memory":
         yield InMemoryQueue()
         return
-    # On "azurite-oauth" the queue and its poison queue run on a managed identity's tokens.
-    fixture = "storage_settings" if request.param == "azurite" else "oauth_storage_settings"
+    fixture = "oauth_storage_settings" if request.param == "azurite-oauth" else "storage_settings"
     settings: StorageSettings = request.getfixturevalue(fixture)
-    azure = create_queue(settings)
+    azure = create_queue(settings, rest_put=request.param != "azurite-sdk-put")
     yield azure
     azure.close()
 
@@ -77,11 +80,13 @@ def _read_poison(queue: Implementation) -> list[dict[str, object]]:
 def test_a_sent_message_is_received_with_its_text_and_id(
     producer: QueueProducer, consumer: QueueConsumer
 ) -> None:
-    message_id = producer.send("hello")
+    # XML's own characters and text beyond ASCII travel as they are.
+    text = "hello <MessageText>&amp; \"x\" 'y' ]]> é ✓ \U0001f680"
+    message_id = producer.send(text)
 
     received = consumer.receive(32, visibility_timeout_s=30)
 
-    assert [(m.id, m.content, m.dequeue_count) for m in received] == [(message_id, "hello", 1)]
+    assert [(m.id, m.content, m.dequeue_count) for m in received] == [(message_id, text, 1)]
 
 
 def test_a_reachable_queue_answers_a_ping(producer: QueueProducer) -> None:

@@ -18,9 +18,10 @@ from azure.identity import ManagedIdentityCredential
 from backend.settings import EntraAuthentication, load_backend_settings, parse_authentication
 from backend.sinks.appinsights import AppInsightsSink
 from backend.sinks.base import ExportResult
-from backend.sinks.entra import RETRY_INTERVAL_S, BearerToken, TokenUnavailable, scope_for
+from backend.sinks.entra import PURPOSE, scope_for
 from backend.telemetry.item import TelemetryItem
 from common.settings import EXIT_CONFIG, SettingsError
+from common.tokens import RETRY_INTERVAL_S, BearerToken, TokenUnavailable
 from tests.identity.fixtures import BACKEND_CLIENT_ID, FRONTEND_CLIENT_ID, IDENTITIES
 from tests.identity.token_server import ISSUER, TokenServer, claims_of, unsecured_jwt
 from tools.azurite import PROJECT_ROOT
@@ -144,7 +145,7 @@ class Clock:
 def test_a_token_is_reused_until_five_minutes_before_it_expires() -> None:
     clock = Clock()
     credential = Credential(clock)
-    token = BearerToken(credential, clock=clock)
+    token = BearerToken(credential, scope_for(None), PURPOSE, clock=clock)
 
     first = [token.header() for _ in range(3)]
     clock.now += 3600 - 300 - 1
@@ -160,7 +161,7 @@ def test_a_token_is_reused_until_five_minutes_before_it_expires() -> None:
 def test_a_short_lived_token_is_refreshed_half_way_through_its_life() -> None:
     clock = Clock()
     credential = Credential(clock, lifetime_s=120)
-    token = BearerToken(credential, clock=clock)
+    token = BearerToken(credential, scope_for(None), PURPOSE, clock=clock)
 
     token.header()
     clock.now += 59
@@ -173,7 +174,7 @@ def test_a_short_lived_token_is_refreshed_half_way_through_its_life() -> None:
 def test_a_failed_refresh_keeps_the_valid_token_and_is_tried_again_after_an_interval() -> None:
     clock = Clock()
     credential = Credential(clock)
-    token = BearerToken(credential, clock=clock)
+    token = BearerToken(credential, scope_for(None), PURPOSE, clock=clock)
     token.header()
     clock.now += 3400
     credential.failing = True
@@ -195,7 +196,7 @@ def test_without_a_valid_token_a_failure_is_token_unavailable_with_its_cause() -
     credential.failing = True
 
     with pytest.raises(TokenUnavailable) as caught:
-        BearerToken(credential, clock=clock).header()
+        BearerToken(credential, scope_for(None), PURPOSE, clock=clock).header()
 
     assert str(caught.value) == (
         "no Entra ID token for Application Insights "

@@ -15,7 +15,7 @@ from tools.bench.parallel import Pool
 from tools.bench.report import table, write_json
 from tools.bench.session import Run
 from tools.bench.soak import soak
-from tools.bench.trials import combine, combine_each
+from tools.bench.trials import combine, combine_each, combine_latency
 
 log = logging.getLogger("bench")
 
@@ -24,14 +24,14 @@ def measure(run: Run) -> list[Figure]:
     """Measure every figure in order, each from its own fresh Azurite where it matters.
 
     A figure with a ceiling is measured in `trials` trials, each starting with its own ceiling,
-    and reported as the median (see `tools/bench/trials.py`).
+    and reported as the median (see `tools/bench/trials.py`); each trial's paced figures run at
+    `load_factor` of that trial's full load and are reported by their median p99.
     """
     config = run.config
     puts: list[Figure] = []
     full: dict[bool, list[Figure]] = {True: [], False: []}
     paced: dict[bool, list[Figure]] = {True: [], False: []}
     for trial in range(config.trials):
-        last = trial == config.trials - 1
         with run.fresh_queue() as target:
             log.info(
                 "put ceiling (trial %d of %d): %d processes x %d threads",
@@ -44,18 +44,18 @@ def measure(run: Run) -> list[Figure]:
         for packing in (True, False):
             with run.fresh_queue() as target:
                 log.info(
-                    "frontend (packing %s, trial %d of %d): full load%s",
+                    "frontend (packing %s, trial %d of %d): full load, then %.0f%% of it",
                     "on" if packing else "off",
                     trial + 1,
                     config.trials,
-                    f", then {config.load_factor:.0%} of it" if last else "",
+                    100 * config.load_factor,
                 )
-                first, *rest = figures.frontend(run, target, puts[-1], packing, paced=last)
+                first, *rest = figures.frontend(run, target, puts[-1], packing)
             full[packing].append(first)
             paced[packing] += rest
     results = [combine(puts)]
     for packing in (True, False):
-        results += [combine(full[packing]), *paced[packing]]
+        results += [combine(full[packing]), combine_latency(paced[packing])]
     if config.soak_s > 0:
         rate = config.soak_per_s or config.load_factor * combine(full[True]).per_s
         log.info("frontend soak: %.0f s at %.0f deliveries/s", config.soak_s, rate)
