@@ -32,7 +32,7 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 from common.settings import environment
 from frontend.framing import AGE_HEADER, MAX_BODY_BYTES, FramingError, RequestFraming
 from frontend.settings import load_frontend_settings
-from frontend.spool import open_spool
+from frontend.spool import SPOOL_BYTES, open_spool
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,13 @@ _RECV_BYTES = 64 * 1024
 # Reads per readable event, so that one fast large upload does not starve the loop.
 _RECVS_PER_EVENT = 16
 # Requests read whole and waiting for a thread, per worker; more are answered 503 at once.
-MAX_WAITING_REQUESTS = 64
+# Enough to ride out a burst (a matrix of a few hundred jobs starting together) rather than
+# refuse it: a request that waited past its answer deadline is shed when a thread takes it,
+# so waiting never makes an answer late. A cap of 64 refused 142 of a burst of 400 deliveries.
+MAX_WAITING_REQUESTS = 1024
+# The body bytes those requests hold in memory, per worker (a body over SPOOL_BYTES waits on
+# disk): what a crowd of large unsigned bodies can cost while they wait for a thread.
+MAX_WAITING_BODY_BYTES = 64 * 1024 * 1024
 RETRY_AFTER_S = 30
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # mallopt's parameter number of the mmap threshold, and glibc's default value of it.
@@ -95,6 +101,7 @@ class ReadAheadWorker(ThreadWorker):  # type: ignore[misc]
         self._reading: dict[TConn, _Reading] = {}
         self._reading_order: deque[_Reading] = deque()
         self._waiting = 0
+        self._waiting_bytes = 0
         self._waiting_lock = threading.Lock()
         # One receive buffer for the loop: no fresh 64 KB object per read.
         self._buffer = bytearray(_RECV_BYTES)
@@ -136,6 +143,7 @@ class ReadAheadWorker(ThreadWorker):  # type: ignore[misc]
         """Serve a request read whole; a thread took it, so it no longer waits."""
         with self._waiting_lock:
             self._waiting -= 1
+            self._waiting_bytes -= conn.waiting_bytes
         return super().handle(conn)
 
     def handle_request(self, req: Any, conn: TConn) -> Any:
@@ -171,6 +179,7 @@ class ReadAheadWorker(ThreadWorker):  # type: ignore[misc]
     def _begin_reading(self, conn: TConn) -> None:
         now = time.monotonic()
         conn.surplus = b""
+        conn.waiting_bytes = 0
         conn.sock.setblocking(False)
         reading = _Reading(conn, now, now + self.read_deadline_s, RequestFraming(MAX_BODY_BYTES))
         self._reading[conn] = reading
@@ -209,15 +218,21 @@ class ReadAheadWorker(ThreadWorker):  # type: ignore[misc]
         conn = reading.conn
         self.poller.unregister(conn.sock)
         del self._reading[conn]
+        # What its body holds in memory while it waits (beyond SPOOL_BYTES it is on disk).
+        held = 0 if reading.spool is None else min(reading.spool.tell(), SPOOL_BYTES)
         with self._waiting_lock:
-            if self._waiting >= MAX_WAITING_REQUESTS:
-                waiting = self._waiting
-            else:
-                waiting = 0
+            full = self._waiting >= MAX_WAITING_REQUESTS or (
+                self._waiting_bytes + held > MAX_WAITING_BODY_BYTES
+            )
+            waiting, waiting_mb = self._waiting, self._waiting_bytes / (1024 * 1024)
+            if not full:
                 self._waiting += 1
-        if waiting:
-            self._refuse(reading, 503, f"{waiting} requests already wait for a thread")
+                self._waiting_bytes += held
+        if full:
+            message = f"{waiting} requests ({waiting_mb:.0f} MB) already wait for a thread"
+            self._refuse(reading, 503, message)
             return
+        conn.waiting_bytes = held
         if reading.spool is not None:
             reading.spool.seek(0)
         conn.parser = RequestParser(self.cfg, _request_bytes(reading), conn.client)

@@ -11,6 +11,7 @@ import signal
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -29,6 +30,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.azurite]
 
 BODY = json_body(workflow_job_payload("completed"))
 MB = 1024 * 1024
+BURST = 400
+CROWD = 160
 
 
 def _signed_delivery(port: int, timeout_s: float = 15.0) -> Answer:
@@ -69,6 +72,29 @@ def test_slow_and_idle_clients_leave_every_delivery_answered_within_3_s(
     assert len(answers) >= 20
     # and the attackers' connections were closed at the read deadline, not kept.
     assert reopened >= 200
+
+
+def test_a_burst_of_400_deliveries_at_once_is_queued_not_refused(
+    azurite: Azurite, tmp_path: Path
+) -> None:
+    # Given the deployed frontend (packing on),
+    with _frontend(azurite, tmp_path, FRONTEND_PACKING="true") as frontend:
+        start = threading.Barrier(BURST, timeout=30.0)
+
+        def deliver(_: int) -> Answer:
+            start.wait()
+            return _signed_delivery(frontend.port, timeout_s=12.0)
+
+        # when 400 deliveries arrive together on connections of their own (a large matrix
+        # of jobs starting at once),
+        with ThreadPoolExecutor(BURST) as pool:
+            answers = list(pool.map(deliver, range(BURST)))
+
+    # then each one waits its turn for a thread and is queued, none refused,
+    statuses = Counter(answer.status for answer in answers)
+    assert statuses == {202: BURST}, statuses
+    # within GitHub's patience.
+    assert max(answer.elapsed_s for answer in answers) < 10.0
 
 
 def test_a_15_s_queue_hang_gets_every_request_a_503_within_7_s(
@@ -137,3 +163,34 @@ def test_32_bodies_of_25_mb_with_a_bad_signature_are_refused_in_bounded_memory(
     assert [answer.status for answer in answers] == [401] * 32
     assert answers[0].document == {"error": "X-Hub-Signature-256 does not match the body"}
     assert max(peak) < 200 * MB, f"a worker reached {max(peak) // MB} MB"
+
+
+def test_bodies_waiting_for_a_thread_are_bounded_in_bytes(
+    private_azurite: Azurite, tmp_path: Path
+) -> None:
+    body = b'{"action": "completed", "padding": "' + b"x" * (MB - 64) + b'"}'
+    unsigned = {**github_headers(b"", "workflow_job"), "Content-Type": "application/json"}
+    with _frontend(private_azurite, tmp_path) as frontend:
+        node = private_azurite._process.pid  # type: ignore[union-attr]
+        # Given every thread of both workers waiting on a queue that stopped answering,
+        os.kill(node, signal.SIGSTOP)
+        try:
+            with ThreadPoolExecutor(40 + CROWD) as pool:
+                held = [pool.submit(_signed_delivery, frontend.port, 12.0) for _ in range(40)]
+                time.sleep(1.0)
+                # when a crowd of 1 MB bodies arrives behind them (160 MB in all),
+                crowd = list(
+                    pool.map(lambda _: post(frontend.port, body, unsigned, 12.0), range(CROWD))
+                )
+                os.kill(node, signal.SIGCONT)
+                signed = [future.result() for future in held]
+        finally:
+            os.kill(node, signal.SIGCONT)
+
+    # then past 64 MB waiting in a worker the rest are refused at once, as JSON,
+    refused = [answer for answer in crowd if answer.status == 503]
+    assert refused, Counter(answer.status for answer in crowd)
+    assert all("MB) already wait for a thread" in answer.document["error"] for answer in refused)
+    # and the others are answered once a thread is free: none is lost without an answer.
+    assert {answer.status for answer in crowd} <= {401, 503}
+    assert {answer.status for answer in signed} <= {202, 503}
