@@ -67,7 +67,8 @@ def test_failures_are_described_in_one_line(error: HttpResponseError, described:
     assert describe_error(error) == described
 
 
-def test_a_key_that_is_not_base64_is_named_before_any_request() -> None:
+@pytest.mark.parametrize("call", ["ping", "send"])
+def test_a_key_that_is_not_base64_is_named_before_any_request(call: str) -> None:
     # Given a connection string that skipped the start check (the key is not base64)
     port = free_port()
     connection_string = (
@@ -76,8 +77,9 @@ def test_a_key_that_is_not_base64_is_named_before_any_request() -> None:
     )
     queue = AzureQueue(StorageSettings(connection_string, None, "hooks"))
 
+    # (a send leaves such a key to the SDK, whose error names it: common/queue_put.py)
     with pytest.raises(QueueUnavailable) as raised:
-        queue.ping()
+        queue.ping() if call == "ping" else queue.send("text")
 
     assert str(raised.value) == (
         "queue hooks failed: the account key cannot sign requests, it is not base64 "

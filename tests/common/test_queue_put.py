@@ -95,20 +95,6 @@ def test_credentials_it_cannot_use_leave_the_put_to_the_sdk(client: _Client, rea
     assert rest_put_for(client, TIMEOUTS, 1, environ={}) == (None, reason)
 
 
-def test_a_key_that_is_not_base64_is_named_on_send_too() -> None:
-    port = free_port()
-    connection_string = (
-        f"DefaultEndpointsProtocol=http;AccountName=foo;AccountKey=bar;"
-        f"QueueEndpoint=http://127.0.0.1:{port}/foo;"
-    )
-    queue = AzureQueue(StorageSettings(connection_string, None, "hooks"))
-
-    with pytest.raises(QueueUnavailable) as raised:
-        queue.send("text")
-
-    assert "the account key cannot sign requests, it is not base64" in str(raised.value)
-
-
 def test_a_busy_answer_is_tried_again_once_and_then_succeeds() -> None:
     with storage_server(BUSY, OK) as server:
         queue = AzureQueue(StorageSettings(server.connection_string, None, "hooks"), TIMEOUTS)
