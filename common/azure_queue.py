@@ -130,6 +130,9 @@ class AzureQueue:
     def send(self, content: str) -> str:
         if self._put is not None:
             return self._put_message(self._put, content)
+        return self._sdk_send(content)
+
+    def _sdk_send(self, content: str) -> str:
         sent = self._call(
             self._queue, lambda: self._queue.send_message(content, time_to_live=NEVER_EXPIRES)
         )
@@ -142,6 +145,10 @@ class AzureQueue:
             try:
                 return put.put(content, NEVER_EXPIRES)
             except PutRefused as refused:
+                if refused.status == 401:
+                    # A token refused with a challenge (another tenant, another resource): the
+                    # SDK's bearer policy answers challenges, so this put goes its way.
+                    return self._sdk_send(content)
                 if refused.code != "QueueNotFound":
                     raise
                 self._call(self._queue, lambda: self._create(self._queue))

@@ -83,8 +83,8 @@ class SharedKey:
     def __init__(self, account_name: str, account_key: str) -> None:
         self.account_name = account_name
         # binascii.Error for a key that is not base64: `rest_put_for` leaves it to the SDK,
-        # whose error names the problem.
-        self._key = base64.b64decode(account_key, validate=True)
+        # whose error names the problem. Decoded as the SDK decodes it (whitespace skipped).
+        self._key = base64.b64decode(account_key)
 
     def authorization(
         self, content_length: int, ms_headers: Mapping[str, str], path: str, query: str
@@ -132,7 +132,10 @@ class RestPut:
         connections: int,
         ca_certs: str | None = None,
     ) -> None:
-        """`authorize(content_length, x_ms_headers, path, query)` gives the Authorization value."""
+        """`authorize(content_length, x_ms_headers, path, query)` gives the Authorization value.
+
+        `ca_certs` is a CA bundle file or, as requests also takes it, a folder of certificates.
+        """
         parts = urlsplit(queue_url)
         self._path = f"{parts.path.rstrip('/')}/messages"
         self._api_version = api_version
@@ -146,7 +149,7 @@ class RestPut:
                 connect=timeouts.connection_timeout_s, read=timeouts.read_timeout_s
             ),
             retries=False,
-            **({"ca_certs": ca_certs, "cert_reqs": "CERT_REQUIRED"} if ca_certs else {}),
+            **_verification(ca_certs),
         )
 
     def put(self, text: str, time_to_live_s: int) -> str:
@@ -240,6 +243,14 @@ def rest_put_for(
         return None, "the credential is neither an account key nor a token credential over HTTPS"
     put = RestPut(url, client.api_version, signer.authorization, timeouts, connections, ca_certs)
     return put, f"signed with {how}"
+
+
+def _verification(ca_certs: str | None) -> dict[str, str]:
+    """urllib3's certificate options for a CA bundle file or folder; none over plain HTTP."""
+    if ca_certs is None:
+        return {}
+    where = "ca_cert_dir" if os.path.isdir(ca_certs) else "ca_certs"
+    return {where: ca_certs, "cert_reqs": "CERT_REQUIRED"}
 
 
 def _message_xml(text: str) -> bytes:

@@ -23,6 +23,11 @@ worker_class = "frontend.worker.ReadAheadWorker"
 # Connections accepted by the kernel and not yet by a worker: bounded, so that a flood waits
 # in the clients' SYN retries instead of here, past GitHub's 10 s.
 backlog = 128
+# Connections one worker holds at once, in every stage (being read, waiting for a thread, on a
+# thread, kept alive): past it the worker accepts nothing until one closes. gunicorn's default,
+# set here because the read stage's cap on waiting requests (512) is sized below it; the
+# process's open-file limit must stay above it.
+worker_connections = 1000
 # Each worker builds its own app after the fork, and with it its queue client; its sender
 # threads start on its first request. Nothing is shared with the master or other workers.
 preload_app = False

@@ -41,13 +41,17 @@ _RECV_BYTES = 64 * 1024
 _RECVS_PER_EVENT = 16
 # Requests read whole and waiting for a thread, per worker; more are answered 503 at once.
 # Enough to ride out a burst (a matrix of a few hundred jobs starting together) rather than
-# refuse it: a request that waited past its answer deadline is shed when a thread takes it,
-# so waiting never makes an answer late. A cap of 64 refused 142 of a burst of 400 deliveries.
-MAX_WAITING_REQUESTS = 1024
+# refuse it; a cap of 64 refused 142 of a burst of 400 deliveries. A request that waited past
+# its answer deadline gets its 503 as soon as a thread takes it, without the app. Below
+# gunicorn's worker_connections (1,000 connections per worker, in every stage and kept alive),
+# past which a worker accepts nothing more and new connections wait in the kernel's backlog.
+MAX_WAITING_REQUESTS = 512
 # The body bytes those requests hold in memory, per worker (a body over SPOOL_BYTES waits on
 # disk): what a crowd of large unsigned bodies can cost while they wait for a thread.
 MAX_WAITING_BODY_BYTES = 64 * 1024 * 1024
 RETRY_AFTER_S = 30
+# A worker out of file descriptors says so at most this often.
+_ACCEPT_WARNING_INTERVAL_S = 10.0
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # mallopt's parameter number of the mmap threshold, and glibc's default value of it.
 _M_MMAP_THRESHOLD = -3
@@ -97,12 +101,15 @@ class ReadAheadWorker(ThreadWorker):  # type: ignore[misc]
     def init_process(self) -> None:
         """Read the frontend's deadlines, then start the loop as gthread does."""
         fix_malloc_threshold()
-        self.read_deadline_s = load_frontend_settings(environment()).read_deadline_s
+        settings = load_frontend_settings(environment())
+        self.read_deadline_s = settings.read_deadline_s
+        self.answer_deadline_s = settings.answer_deadline_s
         self._reading: dict[TConn, _Reading] = {}
         self._reading_order: deque[_Reading] = deque()
         self._waiting = 0
         self._waiting_bytes = 0
         self._waiting_lock = threading.Lock()
+        self._accept_warned_at = -_ACCEPT_WARNING_INTERVAL_S
         # One receive buffer for the loop: no fresh 64 KB object per read.
         self._buffer = bytearray(_RECV_BYTES)
         self._view = memoryview(self._buffer)
@@ -113,6 +120,13 @@ class ReadAheadWorker(ThreadWorker):  # type: ignore[misc]
         try:
             client_sock, client_addr = listener.accept()
         except OSError as error:
+            if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                # Out of file descriptors or memory: the connection waits in the backlog.
+                now = time.monotonic()
+                if now >= self._accept_warned_at + _ACCEPT_WARNING_INTERVAL_S:
+                    self._accept_warned_at = now
+                    log.warning("no connection accepted now: %s", error)
+                return
             if error.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 raise
             return
@@ -140,10 +154,26 @@ class ReadAheadWorker(ThreadWorker):  # type: ignore[misc]
                 self._close(reading)
 
     def handle(self, conn: TConn) -> Any:
-        """Serve a request read whole; a thread took it, so it no longer waits."""
-        with self._waiting_lock:
-            self._waiting -= 1
-            self._waiting_bytes -= conn.waiting_bytes
+        """Serve a request read whole; a thread took it, so it no longer waits.
+
+        One that waited past its answer deadline gets its 503 here, before gunicorn parses it
+        and the app sees it: under overload a late answer costs no more than it must.
+        """
+        if conn.waiting:  # counted once, whatever gthread does with the connection after
+            conn.waiting = False
+            with self._waiting_lock:
+                self._waiting -= 1
+                self._waiting_bytes -= conn.waiting_bytes
+        age_s = time.monotonic() - getattr(conn, "arrived", time.monotonic())
+        if age_s >= self.answer_deadline_s:
+            log.warning("request shed before the app: it waited %.1f s for a thread", age_s)
+            message = f"the request waited {age_s:.1f} s for a thread, past its answer deadline"
+            try:
+                conn.sock.setblocking(False)
+                conn.sock.send(error_response(503, message))
+            except OSError:
+                pass
+            return False
         return super().handle(conn)
 
     def handle_request(self, req: Any, conn: TConn) -> Any:
@@ -180,6 +210,7 @@ class ReadAheadWorker(ThreadWorker):  # type: ignore[misc]
         now = time.monotonic()
         conn.surplus = b""
         conn.waiting_bytes = 0
+        conn.waiting = False
         conn.sock.setblocking(False)
         reading = _Reading(conn, now, now + self.read_deadline_s, RequestFraming(MAX_BODY_BYTES))
         self._reading[conn] = reading
@@ -233,6 +264,7 @@ class ReadAheadWorker(ThreadWorker):  # type: ignore[misc]
             self._refuse(reading, 503, message)
             return
         conn.waiting_bytes = held
+        conn.waiting = True
         if reading.spool is not None:
             reading.spool.seek(0)
         conn.parser = RequestParser(self.cfg, _request_bytes(reading), conn.client)

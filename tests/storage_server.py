@@ -17,6 +17,7 @@ NOT_FOUND = "not_found"  # a 404 with no x-ms-error-code: not a queue endpoint a
 TRICKLE = "trickle"  # a valid answer, one byte every TRICKLE_INTERVAL_S
 BUSY = "busy"  # 503 ServerBusy: the service asks the caller to come back
 GARBLED = "garbled"  # a 201 whose body is not the Put Message XML
+UNAUTHORIZED = "unauthorized"  # a 401 with a bearer challenge, as for a token of another tenant
 
 TRICKLE_INTERVAL_S = 0.5
 
@@ -77,6 +78,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if answer == BUSY:
             self._write(b"HTTP/1.1 503 Server Busy\r\nx-ms-error-code: ServerBusy\r\n", b"")
+            return
+        if answer == UNAUTHORIZED:
+            challenge = b'WWW-Authenticate: Bearer authorization_uri="https://login.example/t"'
+            self._write(b"HTTP/1.1 401 Unauthorized\r\n" + challenge + b"\r\n", b"")
             return
         if answer == GARBLED:
             self._write(b"HTTP/1.1 201 Created\r\nContent-Type: application/xml\r\n", b"<html>")

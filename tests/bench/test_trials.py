@@ -109,3 +109,5 @@ def test_paced_trials_are_reported_by_their_median_p99_with_every_trial_s_p99() 
     assert (figure.per_s, figure.details["p99_ms"]) == (480, 70.0)
     assert figure.details["trials_p99_ms"] == "160.0, 40.0, 70.0"
     assert combine_latency([trials[0]]) == trials[0]
+    # a trial that got no answer has no p99: it counts as the worst, not as any place
+    assert combine_latency([paced(float("nan"), 0), paced(40.0, 520)]).details["p99_ms"] == 40.0

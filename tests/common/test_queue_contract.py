@@ -49,6 +49,8 @@ def queue(request: pytest.FixtureRequest) -> Iterator[Implementation]:
     fixture = "oauth_storage_settings" if request.param == "azurite-oauth" else "storage_settings"
     settings: StorageSettings = request.getfixturevalue(fixture)
     azure = create_queue(settings, rest_put=request.param != "azurite-sdk-put")
+    # The put each case names is the one it tests (a proxy variable would move it to the SDK).
+    assert (azure._put is None) == (request.param == "azurite-sdk-put")
     yield azure
     azure.close()
 

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
+from azure.core.pipeline.transport import HttpTransport
+from azure.storage.queue import QueueClient
 
 from common.azure_clients import ClientTimeouts
 from common.azure_queue import AzureQueue
 from common.queue import QueueUnavailable
-from common.queue_put import PutRefused, PutUnreachable, rest_put_for
+from common.queue_put import PutRefused, PutUnreachable, SharedKey, rest_put_for
 from common.settings import StorageSettings
 from common.tokens import TokenUnavailable
-from tests.storage_server import BUSY, GARBLED, OK, storage_server
+from tests.storage_server import BUSY, GARBLED, OK, UNAUTHORIZED, storage_server
 from tools.azurite import ACCOUNT_KEY, ACCOUNT_NAME, free_port
 
 TIMEOUTS = ClientTimeouts(connection_timeout_s=1.0, read_timeout_s=1.0, retries=1)
@@ -174,3 +178,84 @@ def test_a_credential_that_fails_is_described_as_the_sdk_describes_it(
 def _client_of(connection_string: str) -> _Client:
     endpoint = connection_string.split("QueueEndpoint=")[1].rstrip(";")
     return _Client(f"{endpoint}/hooks", _AccountKey(ACCOUNT_NAME, ACCOUNT_KEY))
+
+
+def test_a_401_puts_through_the_sdk_which_answers_challenges() -> None:
+    with storage_server(UNAUTHORIZED, OK) as server:
+        queue = AzureQueue(StorageSettings(server.connection_string, None, "hooks"), TIMEOUTS)
+        message_id = queue.send("text")
+        queue.close()
+
+    assert (message_id, server.requests) == ("stub-message", 2)
+
+
+class _Recorded(Exception):
+    """Stops the SDK's pipeline once its request is built and signed."""
+
+
+class _Recorder(HttpTransport[Any, Any]):
+    def __init__(self) -> None:
+        self.request: Any = None
+
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        self.request = request
+        raise _Recorded
+
+    def open(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> _Recorder:
+        return self
+
+    def __exit__(self, *args: object) -> None: ...
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://acct.queue.core.windows.net", f"http://127.0.0.1:10001/{ACCOUNT_NAME}"],
+    ids=["azure", "emulator-path-style"],
+)
+def test_the_signature_is_the_one_the_sdk_computes(url: str) -> None:
+    # Given the request the SDK builds and signs for a put on Azure's URL style and Azurite's,
+    account = "acct" if "windows" in url else ACCOUNT_NAME
+    recorder = _Recorder()
+    client = QueueClient(
+        url,
+        "my-queue",
+        credential={"account_name": account, "account_key": ACCOUNT_KEY},
+        transport=recorder,
+    )
+    with pytest.raises(_Recorded):
+        client.send_message("text", time_to_live=-1)
+    sent = recorder.request
+    ms_headers = {k.lower(): v for k, v in sent.headers.items() if k.lower().startswith("x-ms-")}
+    query = urlsplit(sent.url).query
+    path = urlsplit(sent.url).path
+
+    # when the same request is signed here,
+    ours = SharedKey(account, ACCOUNT_KEY).authorization(len(sent.body), ms_headers, path, query)
+
+    # then the two Authorization values are the same.
+    assert ours == sent.headers["Authorization"]
+
+
+def test_a_key_with_whitespace_signs_as_the_sdk_decodes_it() -> None:
+    wrapped = ACCOUNT_KEY[:40] + "\n" + ACCOUNT_KEY[40:]
+    args = (100, {"x-ms-date": "d", "x-ms-version": "v"}, "/acct/q/messages", "messagettl=-1")
+
+    assert SharedKey("acct", wrapped).authorization(*args) == SharedKey(
+        "acct", ACCOUNT_KEY
+    ).authorization(*args)
+
+
+def test_a_ca_bundle_folder_is_used_as_a_folder(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text("")
+    url = f"https://127.0.0.1:1/{ACCOUNT_NAME}/hooks"
+    client = _Client(url, _AccountKey(ACCOUNT_NAME, ACCOUNT_KEY))
+
+    for where, expected in ((tmp_path, "ca_cert_dir"), (bundle, "ca_certs")):
+        put, _ = rest_put_for(client, TIMEOUTS, 1, {"REQUESTS_CA_BUNDLE": str(where)})
+        assert put is not None
+        assert getattr(put._pool, expected) == str(where)

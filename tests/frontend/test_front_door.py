@@ -93,8 +93,8 @@ def test_a_burst_of_400_deliveries_at_once_is_queued_not_refused(
     # then each one waits its turn for a thread and is queued, none refused,
     statuses = Counter(answer.status for answer in answers)
     assert statuses == {202: BURST}, statuses
-    # within GitHub's patience.
-    assert max(answer.elapsed_s for answer in answers) < 10.0
+    # within the answer budget (5.5 s from arrival) and its margin.
+    assert max(answer.elapsed_s for answer in answers) < 7.0
 
 
 def test_a_15_s_queue_hang_gets_every_request_a_503_within_7_s(
@@ -144,8 +144,10 @@ def test_32_bodies_of_25_mb_with_a_bad_signature_are_refused_in_bounded_memory(
         **github_headers(b"", "workflow_job"),  # the signature of another body
         "Content-Type": "application/json",
     }
-    # The longest read deadline: 800 MB at once through a loaded machine's loopback.
-    with _frontend(azurite, tmp_path, FRONTEND_READ_DEADLINE_SECONDS="9") as frontend:
+    # The longest deadlines: 800 MB at once through a loaded machine's loopback may take
+    # longer than the default answer budget to arrive, and would then be shed with a 503.
+    deadlines = {"FRONTEND_READ_DEADLINE_SECONDS": "9", "FRONTEND_ANSWER_DEADLINE_SECONDS": "9"}
+    with _frontend(azurite, tmp_path, **deadlines) as frontend:
         peak: list[int] = []
         done = threading.Event()
 
@@ -188,9 +190,8 @@ def test_bodies_waiting_for_a_thread_are_bounded_in_bytes(
             os.kill(node, signal.SIGCONT)
 
     # then past 64 MB waiting in a worker the rest are refused at once, as JSON,
-    refused = [answer for answer in crowd if answer.status == 503]
-    assert refused, Counter(answer.status for answer in crowd)
-    assert all("MB) already wait for a thread" in answer.document["error"] for answer in refused)
+    refused = [answer.document["error"] for answer in crowd if answer.status == 503]
+    assert any("MB) already wait for a thread" in error for error in refused), refused
     # and the others are answered once a thread is free: none is lost without an answer.
     assert {answer.status for answer in crowd} <= {401, 503}
     assert {answer.status for answer in signed} <= {202, 503}

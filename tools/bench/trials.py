@@ -9,6 +9,7 @@ each pair instead of landing on one side of the quotient.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 
@@ -53,12 +54,18 @@ def combine_latency(trials: Sequence[Figure]) -> Figure:
     """
     if not trials:
         raise ValueError("no trials to combine")
-    ordered = sorted(trials, key=lambda figure: float(figure.details["p99_ms"]))
+    # A trial with no answers has no p99 (NaN): it sorts last, as the worst.
+    ordered = sorted(trials, key=lambda figure: _p99_or_worst(figure))
     middle = ordered[(len(ordered) - 1) // 2]
     details = dict(middle.details)
     if len(trials) > 1:
         details["trials_p99_ms"] = ", ".join(str(figure.details["p99_ms"]) for figure in trials)
     return Figure(middle.name, middle.per_s, middle.ceiling, middle.ratio, details)
+
+
+def _p99_or_worst(figure: Figure) -> float:
+    p99 = float(figure.details["p99_ms"])
+    return math.inf if math.isnan(p99) else p99
 
 
 def combine_each(trials: Sequence[Sequence[Figure]]) -> list[Figure]:
