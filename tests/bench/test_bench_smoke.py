@@ -38,7 +38,7 @@ def test_the_tiniest_benchmark_writes_every_figure_and_loses_nothing(tmp_path: P
 
     # When it runs
     done = subprocess.run(
-        command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=50, check=False
+        command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=80, check=False
     )
 
     # Then it succeeds and the JSON holds every figure, positive, and nothing lost or doubled
@@ -49,6 +49,9 @@ def test_the_tiniest_benchmark_writes_every_figure_and_loses_nothing(tmp_path: P
     assert all(math.isfinite(f["per_s"]) and f["per_s"] > 0 for f in figures.values())
     assert figures["backend drain, 1 proc"]["ratio"] > 0
     assert figures["frontend full load (202/s)"]["ratio"] > 0
+    at_load = figures["frontend at 80% load"]["details"]
+    assert at_load["attempts"] == 1 and at_load["capacity_after_per_s"] > 0
+    assert at_load["held"] == (abs(at_load["load_of_capacity"] - 0.8) <= 0.1)
     end_to_end = figures["end to end (deliveries/s)"]["details"]
     assert (end_to_end["accepted"], end_to_end["lost"], end_to_end["doubled"]) == (100, 0, 0)
     assert end_to_end["items_received"] == end_to_end["items_expected"]

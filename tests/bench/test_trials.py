@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tools.bench.config import load_config
-from tools.bench.figures import Figure
+from tools.bench.figures import Figure, load_held
 from tools.bench.trials import combine, combine_each, combine_latency, median_trial
 
 CEILING = "queue drain (raw), 2 proc"
@@ -92,13 +92,37 @@ def test_the_default_run_takes_three_trials_and_quick_one() -> None:
     assert load_config([], env={"BENCH_TRIALS": "5"}).trials == 5
 
 
-def test_fewer_than_one_trial_is_refused() -> None:
+@pytest.mark.parametrize("flag", ["--trials", "--paced-attempts"])
+def test_fewer_than_one_trial_or_attempt_is_refused(flag: str) -> None:
     with pytest.raises(SystemExit):
-        load_config(["--trials", "0"], env={})
+        load_config([flag, "0"], env={})
 
 
-def paced(p99_ms: float, per_s: float) -> Figure:
-    return Figure("frontend at 80% load", per_s, details={"p99_ms": p99_ms, "p50_ms": 1.0})
+def test_paced_runs_are_tried_three_times_by_default_and_once_when_tiny() -> None:
+    assert load_config([], env={}).paced_attempts == 3
+    assert load_config(["--tiny"], env={}).paced_attempts == 1
+    assert load_config([], env={"BENCH_PACED_ATTEMPTS": "5"}).paced_attempts == 5
+
+
+@pytest.mark.parametrize(
+    ("paced_per_s", "capacity_per_s", "held"),
+    [
+        (400.0, 500.0, True),  # 0.8 of what the host took after it
+        (400.0, 445.0, True),  # 0.9: the edge of the band
+        (400.0, 420.0, False),  # 0.95: the host slowed down, the run was near overload
+        (400.0, 700.0, False),  # 0.57: the host sped up, the run was a light load
+        (400.0, 0.0, False),  # nothing answered after it
+    ],
+)
+def test_a_paced_run_holds_only_within_a_tenth_of_its_load_factor(
+    paced_per_s: float, capacity_per_s: float, held: bool
+) -> None:
+    assert load_held(paced_per_s, capacity_per_s, 0.8) is held
+
+
+def paced(p99_ms: float, per_s: float, held: bool = True) -> Figure:
+    details: dict[str, float | int | str] = {"p99_ms": p99_ms, "p50_ms": 1.0, "held": held}
+    return Figure("frontend at 80% load", per_s, details=details)
 
 
 def test_paced_trials_are_reported_by_their_median_p99_with_every_trial_s_p99() -> None:
@@ -111,3 +135,17 @@ def test_paced_trials_are_reported_by_their_median_p99_with_every_trial_s_p99() 
     assert combine_latency([trials[0]]) == trials[0]
     # a trial that got no answer has no p99: it counts as the worst, not as any place
     assert combine_latency([paced(float("nan"), 0), paced(40.0, 520)]).details["p99_ms"] == 40.0
+
+
+def test_paced_trials_whose_host_did_not_hold_are_left_out_unless_none_held() -> None:
+    trials = [paced(900.0, 500, held=False), paced(40.0, 520), paced(70.0, 480)]
+
+    figure = combine_latency(trials)
+
+    # the median of the two that held (the lower middle one), not of all three
+    assert figure.details["p99_ms"] == 40.0
+    assert figure.details["trials_held"] == 2
+    assert figure.details["trials_p99_ms"] == "900.0, 40.0, 70.0"
+    overloaded = [paced(900.0, 500, held=False), paced(300.0, 520, held=False)]
+    assert combine_latency(overloaded).details["p99_ms"] == 300.0
+    assert combine_latency(overloaded).details["trials_held"] == 0

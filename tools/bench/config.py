@@ -16,6 +16,7 @@ PRESETS: dict[str, dict[str, object]] = {
         "depth": 1500,
         "e2e_deliveries": 1500,
         "trials": 3,
+        "paced_attempts": 3,
         "soak_s": 60.0,
     },
     "quick": {
@@ -23,10 +24,12 @@ PRESETS: dict[str, dict[str, object]] = {
         "depth": 1200,
         "e2e_deliveries": 600,
         "trials": 1,
+        "paced_attempts": 2,
         "soak_s": 20.0,
     },
     "tiny": {
         "trials": 1,
+        "paced_attempts": 1,
         "duration_s": 1.0,
         "depth": 100,
         "e2e_deliveries": 100,
@@ -50,6 +53,9 @@ class BenchConfig:
     connections_per_worker: int = 8
     backend_processes: tuple[int, ...] = (1, 2)
     load_factor: float = 0.8
+    # Paced runs per trial at most: one whose load, against the full load measured right after
+    # it, left `load_factor` +- LOAD_TOLERANCE (the host's capacity moved) is run again.
+    paced_attempts: int = 3
     packed_drain: int = 8  # deliveries per message of the packed drain figure; 0: no figure
     # The soak figure's length (`--soak-s 900`: the 15 minutes of docs/benchmark.md); 0: none.
     soak_s: float = 60.0
@@ -113,4 +119,6 @@ def load_config(
     config = replace(BenchConfig(), **values)  # type: ignore[arg-type]
     if config.trials < 1:
         parser.error(f"--trials must be at least 1, not {config.trials}")
+    if config.paced_attempts < 1:
+        parser.error(f"--paced-attempts must be at least 1, not {config.paced_attempts}")
     return config

@@ -50,16 +50,20 @@ def combine_latency(trials: Sequence[Figure]) -> Figure:
     """One paced figure from its trials: the trial with the median p99 (the lower middle one).
 
     A paced figure's point is its tail latency, which one draw on a shared host moves by half;
-    every trial's p99 is kept in `trials_p99_ms`.
+    every trial's p99 is kept in `trials_p99_ms`. Only the trials whose host `held` its capacity
+    (`figures.load_held`) are ranked, unless none did: a trial paced past what the host then
+    took measures overload, not the service's tail. `trials_held` counts them.
     """
     if not trials:
         raise ValueError("no trials to combine")
+    held = [figure for figure in trials if figure.details.get("held", True)]
     # A trial with no answers has no p99 (NaN): it sorts last, as the worst.
-    ordered = sorted(trials, key=lambda figure: _p99_or_worst(figure))
+    ordered = sorted(held or trials, key=lambda figure: _p99_or_worst(figure))
     middle = ordered[(len(ordered) - 1) // 2]
     details = dict(middle.details)
     if len(trials) > 1:
         details["trials_p99_ms"] = ", ".join(str(figure.details["p99_ms"]) for figure in trials)
+        details["trials_held"] = len(held)
     return Figure(middle.name, middle.per_s, middle.ceiling, middle.ratio, details)
 
 
