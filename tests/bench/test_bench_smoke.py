@@ -59,5 +59,7 @@ def test_the_tiniest_benchmark_writes_every_figure_and_loses_nothing(tmp_path: P
     soak = figures["frontend soak at 80% load"]["details"]
     assert (soak["lost"], soak["doubled"]) == (0, 0)
     assert soak["requests"] > 0
+    assert soak["capacity_before_per_s"] > 0 and soak["capacity_after_per_s"] > 0
+    assert soak["target_per_s"] == pytest.approx(0.8 * soak["capacity_before_per_s"], abs=0.1)
     readings = [soak[name] for name in ("rss_mb_start", "rss_mb_warm", "rss_mb_end")]
     assert [reading.count("/") for reading in readings] == [2, 2, 2], readings

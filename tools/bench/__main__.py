@@ -57,10 +57,13 @@ def measure(run: Run) -> list[Figure]:
     for packing in (True, False):
         results += [combine(full[packing]), combine_latency(paced[packing])]
     if config.soak_s > 0:
-        rate = config.soak_per_s or config.load_factor * combine(full[True]).per_s
-        log.info("frontend soak: %.0f s at %.0f deliveries/s", config.soak_s, rate)
+        if config.soak_per_s:
+            log.info("frontend soak: %.0f s at %.0f/s", config.soak_s, config.soak_per_s)
+        else:
+            share = 100 * config.load_factor
+            log.info("frontend soak: %.0f s at %.0f%% of a full load first", config.soak_s, share)
         with run.fresh_queue() as target:
-            results.append(soak(run, target, rate))
+            results.append(soak(run, target, config.soak_per_s or None))
     results += drains(run)
     if config.packed_drain > 1:
         processes = max(config.backend_processes)

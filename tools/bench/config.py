@@ -59,7 +59,7 @@ class BenchConfig:
     packed_drain: int = 8  # deliveries per message of the packed drain figure; 0: no figure
     # The soak figure's length (`--soak-s 900`: the 15 minutes of docs/benchmark.md); 0: none.
     soak_s: float = 60.0
-    soak_per_s: float = 0.0  # the soak's pace; 0: `load_factor` x the measured full load
+    soak_per_s: float = 0.0  # the soak's pace; 0: `load_factor` x a full load just before it
     shared_azurite: bool = False
     output: Path = Path("var") / "bench.json"
     preset: str = "default"
