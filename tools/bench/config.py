@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-# Preset sizes; `default` takes a 2-core host about 7 minutes (3 trials of each figure with a
+# Preset sizes; `default` takes a 2-core host about 10 minutes (3 trials of each figure with a
 # ceiling), `quick` about 2 (a single trial), `tiny` seconds.
 PRESETS: dict[str, dict[str, object]] = {
     "default": {
