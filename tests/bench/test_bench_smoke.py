@@ -50,8 +50,9 @@ def test_the_tiniest_benchmark_writes_every_figure_and_loses_nothing(tmp_path: P
     assert figures["backend drain, 1 proc"]["ratio"] > 0
     assert figures["frontend full load (202/s)"]["ratio"] > 0
     at_load = figures["frontend at 80% load"]["details"]
+    # one attempt in the tiniest run, checked by a full-load run after it
     assert at_load["attempts"] == 1 and at_load["capacity_after_per_s"] > 0
-    assert at_load["held"] == (abs(at_load["load_of_capacity"] - 0.8) <= 0.1)
+    assert isinstance(at_load["held"], bool) and at_load["attempts_p99"].startswith("p99 ")
     end_to_end = figures["end to end (deliveries/s)"]["details"]
     assert (end_to_end["accepted"], end_to_end["lost"], end_to_end["doubled"]) == (100, 0, 0)
     assert end_to_end["items_received"] == end_to_end["items_expected"]
@@ -59,7 +60,9 @@ def test_the_tiniest_benchmark_writes_every_figure_and_loses_nothing(tmp_path: P
     soak = figures["frontend soak at 80% load"]["details"]
     assert (soak["lost"], soak["doubled"]) == (0, 0)
     assert soak["requests"] > 0
+    # paced from a full-load run just before it, and checked by one after it
     assert soak["capacity_before_per_s"] > 0 and soak["capacity_after_per_s"] > 0
     assert soak["target_per_s"] == pytest.approx(0.8 * soak["capacity_before_per_s"], abs=0.1)
+    assert isinstance(soak["held"], bool)
     readings = [soak[name] for name in ("rss_mb_start", "rss_mb_warm", "rss_mb_end")]
     assert [reading.count("/") for reading in readings] == [2, 2, 2], readings

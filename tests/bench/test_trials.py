@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from tools.bench.config import load_config
@@ -108,7 +110,8 @@ def test_paced_runs_are_tried_three_times_by_default_and_once_when_tiny() -> Non
     ("paced_per_s", "capacity_per_s", "held"),
     [
         (400.0, 500.0, True),  # 0.8 of what the host took after it
-        (400.0, 445.0, True),  # 0.9: the edge of the band
+        (450.0, 500.0, True),  # 0.9 and 0.7: the band's edges are in it
+        (350.0, 500.0, True),
         (400.0, 420.0, False),  # 0.95: the host slowed down, the run was near overload
         (400.0, 700.0, False),  # 0.57: the host sped up, the run was a light load
         (400.0, 0.0, False),  # nothing answered after it
@@ -121,7 +124,12 @@ def test_a_paced_run_holds_only_within_a_tenth_of_its_load_factor(
 
 
 def paced(p99_ms: float, per_s: float, held: bool = True) -> Figure:
-    details: dict[str, float | int | str] = {"p99_ms": p99_ms, "p50_ms": 1.0, "held": held}
+    details: dict[str, float | int | str] = {
+        "p99_ms": p99_ms,
+        "p50_ms": 1.0,
+        "held": held,
+        "attempts_p99": f"p99 {p99_ms}",
+    }
     return Figure("frontend at 80% load", per_s, details=details)
 
 
@@ -133,8 +141,10 @@ def test_paced_trials_are_reported_by_their_median_p99_with_every_trial_s_p99() 
     assert (figure.per_s, figure.details["p99_ms"]) == (480, 70.0)
     assert figure.details["trials_p99_ms"] == "160.0, 40.0, 70.0"
     assert combine_latency([trials[0]]) == trials[0]
-    # a trial that got no answer has no p99: it counts as the worst, not as any place
-    assert combine_latency([paced(float("nan"), 0), paced(40.0, 520)]).details["p99_ms"] == 40.0
+    # of two, the worse one; a trial that got no answer has no p99 and counts as the worst
+    assert combine_latency(trials[1:]).details["p99_ms"] == 70.0
+    no_answer = combine_latency([paced(float("nan"), 0), paced(40.0, 520)])
+    assert math.isnan(float(no_answer.details["p99_ms"]))
 
 
 def test_paced_trials_whose_host_did_not_hold_are_left_out_unless_none_held() -> None:
@@ -142,10 +152,12 @@ def test_paced_trials_whose_host_did_not_hold_are_left_out_unless_none_held() ->
 
     figure = combine_latency(trials)
 
-    # the median of the two that held (the lower middle one), not of all three
-    assert figure.details["p99_ms"] == 40.0
+    # the median of the two that held (the worse middle one), not of all three
+    assert figure.details["p99_ms"] == 70.0
     assert figure.details["trials_held"] == 2
     assert figure.details["trials_p99_ms"] == "900.0, 40.0, 70.0"
-    overloaded = [paced(900.0, 500, held=False), paced(300.0, 520, held=False)]
-    assert combine_latency(overloaded).details["p99_ms"] == 300.0
+    attempts = "p99 900.0: not held; p99 40.0: held; p99 70.0: held"
+    assert figure.details["trials_attempts"] == attempts
+    overloaded = [paced(300.0, 520, held=False), paced(900.0, 500, held=False)]
+    assert combine_latency(overloaded).details["p99_ms"] == 900.0
     assert combine_latency(overloaded).details["trials_held"] == 0

@@ -48,7 +48,8 @@ def load_held(paced_per_s: float, capacity_per_s: float, load_factor: float) -> 
     """Whether a run paced at `paced_per_s` was at `load_factor` of the capacity seen after it."""
     if capacity_per_s <= 0:
         return False
-    return abs(paced_per_s / capacity_per_s - load_factor) <= LOAD_TOLERANCE
+    # The epsilon keeps the band's edges in it (0.7 - 0.8 is not quite -0.1 in floating point).
+    return abs(paced_per_s / capacity_per_s - load_factor) <= LOAD_TOLERANCE + 1e-9
 
 
 def latency_details(result: LoadResult) -> dict[str, float | int | str]:
@@ -191,20 +192,22 @@ def _paced(run: Run, port: int, name: str, full_rate: float) -> Figure:
     Each paced run is followed by a full-load run as long; if the paced rate was not within
     LOAD_TOLERANCE of `load_factor` of that one, the host's capacity moved, and the next attempt
     paces at `load_factor` of the newer reading. The last attempt is the figure, marked `held`
-    or not; `attempts` says how many it took, `attempts_p99` each one's p99 and load.
+    or not; `attempts` says how many it took, `attempts_p99` each one's p99 and load. A host
+    that answered nothing at full load is not paced again (a rate of 0 would be closed loop).
     """
     config = run.config
-    attempt, reference, seen = 0, full_rate, []
+    attempt, reference = 0, full_rate
+    seen: list[str] = []  # each attempt's p99 and load
     while True:
         attempt += 1
         paced_rate = config.load_factor * reference
         result = http_load(run, port, "paced", paced_rate, config.duration_s)
         after = http_load(run, port, "capacity", None, config.duration_s)
-        capacity = after.statuses[202] / after.elapsed_s
+        capacity = after.statuses[202] / after.elapsed_s if after.elapsed_s > 0 else 0.0
         held = load_held(paced_rate, capacity, config.load_factor)
         load = f"{paced_rate / capacity:.2f}" if capacity > 0 else "?"
         seen.append(f"p99 {percentile_ms(result.latencies_s, 0.99)} ms at {load}")
-        if held or attempt >= config.paced_attempts:
+        if held or attempt >= config.paced_attempts or capacity <= 0:
             break
         reference = capacity
     details = latency_details(result)

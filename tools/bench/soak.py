@@ -14,9 +14,16 @@ from collections import Counter
 from common.azure_queue import AzureQueue
 from common.envelope import decode_message
 from common.settings import StorageSettings
-from tools.bench import payload
+from tools.bench import payload, raw_queue
 from tools.bench.cpu import session_of_port
-from tools.bench.figures import Figure, http_load, latency_details, load_held, merged
+from tools.bench.figures import (
+    WARMUP_S,
+    Figure,
+    http_load,
+    latency_details,
+    load_held,
+    merged,
+)
 from tools.bench.load import LoadResult
 from tools.bench.memory import children_of, rss_bytes
 from tools.bench.services import start_frontend, warm_frontend
@@ -39,12 +46,20 @@ COUNT_VISIBILITY_S = 3600
 def soak(run: Run, target: Target, rate_per_s: float | None = None) -> Figure:
     """Deliveries at `rate_per_s` for `soak_s`, then every queued one counted.
 
-    Without a rate, the soak runs at `load_factor` of a full-load run on its own frontend just
-    before it: the trials' full load was measured minutes earlier, and on a shared host 80% of
-    it may be past what the host takes by the time the soak starts. A full-load run after the
-    soak says whether the host kept that capacity (`held`, as for the paced figures).
+    Without a rate, the soak runs at `load_factor` of a full-load run just before it: the
+    trials' full load was measured minutes earlier, and on a shared host 80% of it may be past
+    what the host takes by the time the soak starts. A full-load run after the soak then says
+    whether the host kept that capacity (`held`, as for the paced figures). Both runs use a
+    frontend and a queue of their own on the same Azurite, so the soak's frontend starts
+    fresh for its memory readings and its queue holds only its own deliveries.
     """
     config = run.config
+    capacity: dict[str, float] = {}
+    if rate_per_s is None:
+        capacity["capacity_before_per_s"] = _capacity(run, target, "before")
+        if capacity["capacity_before_per_s"] <= 0:
+            raise RuntimeError("the frontend answered no delivery at full load before the soak")
+        rate_per_s = config.load_factor * capacity["capacity_before_per_s"]
     service, port = start_frontend(
         run.workdir,
         target.connection_string,
@@ -60,17 +75,14 @@ def soak(run: Run, target: Target, rate_per_s: float | None = None) -> Figure:
         warm_frontend(port, 20)
         _wait_for_children(service.process.pid, config.frontend_workers)
         memory["rss_mb_start"] = _rss(service.process.pid, azurite_pid)
-        capacity: dict[str, float] = {}
-        if rate_per_s is None:
-            capacity["capacity_before_per_s"] = _full_load(run, port)
-            rate_per_s = config.load_factor * capacity["capacity_before_per_s"]
-        warm = _paced(run, port, rate_per_s, warmup_s)
+        warm = _send_at(run, port, rate_per_s, warmup_s)
         memory["rss_mb_warm"] = _rss(service.process.pid, azurite_pid)
-        rest = _paced(run, port, rate_per_s, config.soak_s - warmup_s)
+        rest = _send_at(run, port, rate_per_s, config.soak_s - warmup_s)
         memory["rss_mb_end"] = _rss(service.process.pid, azurite_pid)
-        capacity["capacity_after_per_s"] = _full_load(run, port)
     finally:
         service.stop()
+    if capacity:
+        capacity["capacity_after_per_s"] = _capacity(run, target, "after")
     # Counted after the load, not during it: draining meanwhile made Azurite stall puts for
     # seconds, and 17-22% of deliveries were answered 503 for the emulator's sake.
     queued = _queued_job_ids(target)
@@ -93,24 +105,44 @@ def soak(run: Run, target: Target, rate_per_s: float | None = None) -> Figure:
         doubled=sum(1 for count in queued.values() if count > 1),
         refused_but_queued=len(refused & set(queued)),
     )
-    after = capacity["capacity_after_per_s"]
-    details.update(
-        {name: round(value, 1) for name, value in capacity.items()},
-        load_of_capacity=round(rate_per_s / after, 3) if after > 0 else float("nan"),
-        held=load_held(rate_per_s, after, config.load_factor),
-    )
+    if capacity:
+        after = capacity["capacity_after_per_s"]
+        details.update(
+            {name: round(value, 1) for name, value in capacity.items()},
+            load_of_capacity=round(rate_per_s / after, 3) if after > 0 else float("nan"),
+            held=load_held(rate_per_s, after, config.load_factor),
+        )
     load = f"{rate_per_s:.0f}/s" if config.soak_per_s else f"{config.load_factor:.0%} load"
     name = f"frontend soak at {load}"
     return Figure(name, len(result.accepted_indices) / max(result.elapsed_s, 1e-9), details=details)
 
 
-def _full_load(run: Run, port: int) -> float:
-    """Deliveries answered 202 per second at full load, closed loop, as the frontend figure."""
-    result = http_load(run, port, "soak-capacity", None, run.config.duration_s)
-    return result.statuses[202] / result.elapsed_s
+def _capacity(run: Run, target: Target, when: str) -> float:
+    """Deliveries answered 202 per second at full load, closed loop, as the frontend figure.
+
+    On a frontend and a queue of their own (`<queue>-capacity-<when>`) on the soak's Azurite.
+    """
+    config = run.config
+    queue = f"{target.queue}-capacity-{when}"
+    raw_queue.create(target.connection_string, queue)
+    service, port = start_frontend(
+        run.workdir,
+        target.connection_string,
+        queue,
+        config.frontend_workers,
+        config.frontend_threads,
+    )
+    try:
+        warm_frontend(port, 20)
+        http_load(run, port, "soak-warmup", None, WARMUP_S)
+        result = http_load(run, port, "soak-capacity", None, config.duration_s)
+    finally:
+        service.stop()
+    return result.statuses[202] / result.elapsed_s if result.elapsed_s > 0 else 0.0
 
 
-def _paced(run: Run, port: int, rate_per_s: float, duration_s: float) -> LoadResult:
+def _send_at(run: Run, port: int, rate_per_s: float, duration_s: float) -> LoadResult:
+    """The soak's own deliveries at `rate_per_s`, each on a new connection."""
     count = int(rate_per_s * duration_s) + 100
     first = run.indices(count)
     return http_load(

@@ -47,24 +47,34 @@ def combine(trials: Sequence[Figure]) -> Figure:
 
 
 def combine_latency(trials: Sequence[Figure]) -> Figure:
-    """One paced figure from its trials: the trial with the median p99 (the lower middle one).
+    """One paced figure from its trials: the trial with the median p99 (the higher middle one).
 
     A paced figure's point is its tail latency, which one draw on a shared host moves by half;
-    every trial's p99 is kept in `trials_p99_ms`. Only the trials whose host `held` its capacity
-    (`figures.load_held`) are ranked, unless none did: a trial paced past what the host then
-    took measures overload, not the service's tail. `trials_held` counts them.
+    every trial's p99 is kept in `trials_p99_ms`, and each trial's attempts in
+    `trials_attempts`. Only the trials whose host `held` its capacity (`figures.load_held`) are
+    ranked, unless none did: a trial paced past what the host then took measures overload, not
+    the service's tail. `trials_held` counts them. Of an even count (two trials held) the worse
+    middle one is taken, so leaving a trial out never flatters the tail.
     """
     if not trials:
         raise ValueError("no trials to combine")
     held = [figure for figure in trials if figure.details.get("held", True)]
     # A trial with no answers has no p99 (NaN): it sorts last, as the worst.
     ordered = sorted(held or trials, key=lambda figure: _p99_or_worst(figure))
-    middle = ordered[(len(ordered) - 1) // 2]
+    middle = ordered[len(ordered) // 2]
     details = dict(middle.details)
     if len(trials) > 1:
         details["trials_p99_ms"] = ", ".join(str(figure.details["p99_ms"]) for figure in trials)
         details["trials_held"] = len(held)
+        if any("attempts_p99" in figure.details for figure in trials):
+            details["trials_attempts"] = "; ".join(_attempts(figure) for figure in trials)
     return Figure(middle.name, middle.per_s, middle.ceiling, middle.ratio, details)
+
+
+def _attempts(figure: Figure) -> str:
+    """One trial's attempts and whether its last one held: "p99 412 ms at 0.97, ...: held"."""
+    held = "held" if figure.details.get("held", True) else "not held"
+    return f"{figure.details.get('attempts_p99', '')}: {held}"
 
 
 def _p99_or_worst(figure: Figure) -> float:
