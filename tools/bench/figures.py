@@ -52,6 +52,23 @@ def load_held(paced_per_s: float, capacity_per_s: float, load_factor: float) -> 
     return abs(paced_per_s / capacity_per_s - load_factor) <= LOAD_TOLERANCE + 1e-9
 
 
+def capacity_check(
+    paced_per_s: float, capacity_per_s: float, load_factor: float
+) -> dict[str, float | int | str]:
+    """A paced run's details against the full load measured after it.
+
+    That rate, the share of it the run was paced at (NaN if nothing was answered), and whether
+    that `held`.
+    """
+    return {
+        "capacity_after_per_s": round(capacity_per_s, 1),
+        "load_of_capacity": (
+            round(paced_per_s / capacity_per_s, 3) if capacity_per_s > 0 else float("nan")
+        ),
+        "held": load_held(paced_per_s, capacity_per_s, load_factor),
+    }
+
+
 def latency_details(result: LoadResult) -> dict[str, float | int | str]:
     """Count, time and latency percentiles of a load result."""
     return {
@@ -161,7 +178,7 @@ def frontend(
         meter = Meter(sessions).start()
         full = http_load(run, port, "full", None, config.duration_s)
         full_cpu = meter.per_unit(full.statuses[202], clients=full.cpu_s)
-        full_rate = full.statuses[202] / full.elapsed_s
+        full_rate = full.accepted_per_s
         # Warm-up and full load only, so every trial's figure counts the same deliveries.
         messages = raw_queue.depth(target.connection_string, target.queue)
         off = "" if packing else ", packing off"
@@ -202,24 +219,21 @@ def _paced(run: Run, port: int, name: str, full_rate: float) -> Figure:
         attempt += 1
         paced_rate = config.load_factor * reference
         result = http_load(run, port, "paced", paced_rate, config.duration_s)
-        after = http_load(run, port, "capacity", None, config.duration_s)
-        capacity = after.statuses[202] / after.elapsed_s if after.elapsed_s > 0 else 0.0
-        held = load_held(paced_rate, capacity, config.load_factor)
+        capacity = http_load(run, port, "capacity", None, config.duration_s).accepted_per_s
+        check = capacity_check(paced_rate, capacity, config.load_factor)
         load = f"{paced_rate / capacity:.2f}" if capacity > 0 else "?"
         seen.append(f"p99 {percentile_ms(result.latencies_s, 0.99)} ms at {load}")
-        if held or attempt >= config.paced_attempts or capacity <= 0:
+        if check["held"] or attempt >= config.paced_attempts or capacity <= 0:
             break
         reference = capacity
     details = latency_details(result)
     details.update(
+        check,
         target_per_s=round(paced_rate, 1),
-        capacity_after_per_s=round(capacity, 1),
-        load_of_capacity=round(paced_rate / capacity, 3) if capacity > 0 else float("nan"),
-        held=held,
         attempts=attempt,
         attempts_p99=", ".join(seen),
     )
-    return Figure(name, result.statuses[202] / result.elapsed_s, details=details)
+    return Figure(name, result.accepted_per_s, details=details)
 
 
 def fill(run: Run, target: Target, tag: str, pack: int = 1) -> None:

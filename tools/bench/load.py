@@ -46,6 +46,11 @@ class LoadResult:
     elapsed_s: float = 0.0
     cpu_s: float = 0.0  # CPU the load processes themselves spent
 
+    @property
+    def accepted_per_s(self) -> float:
+        """Deliveries answered 202 per second; 0 for a run that took no time."""
+        return self.statuses[202] / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
     def merge(self, other: LoadResult) -> None:
         """Add another process's result (elapsed is the longest)."""
         self.latencies_s += other.latencies_s

@@ -19,9 +19,9 @@ from tools.bench.cpu import session_of_port
 from tools.bench.figures import (
     WARMUP_S,
     Figure,
+    capacity_check,
     http_load,
     latency_details,
-    load_held,
     merged,
 )
 from tools.bench.load import LoadResult
@@ -106,12 +106,9 @@ def soak(run: Run, target: Target, rate_per_s: float | None = None) -> Figure:
         refused_but_queued=len(refused & set(queued)),
     )
     if capacity:
+        details["capacity_before_per_s"] = round(capacity["capacity_before_per_s"], 1)
         after = capacity["capacity_after_per_s"]
-        details.update(
-            {name: round(value, 1) for name, value in capacity.items()},
-            load_of_capacity=round(rate_per_s / after, 3) if after > 0 else float("nan"),
-            held=load_held(rate_per_s, after, config.load_factor),
-        )
+        details.update(capacity_check(rate_per_s, after, config.load_factor))
     load = f"{rate_per_s:.0f}/s" if config.soak_per_s else f"{config.load_factor:.0%} load"
     name = f"frontend soak at {load}"
     return Figure(name, len(result.accepted_indices) / max(result.elapsed_s, 1e-9), details=details)
@@ -138,7 +135,7 @@ def _capacity(run: Run, target: Target, when: str) -> float:
         result = http_load(run, port, "soak-capacity", None, config.duration_s)
     finally:
         service.stop()
-    return result.statuses[202] / result.elapsed_s if result.elapsed_s > 0 else 0.0
+    return result.accepted_per_s
 
 
 def _send_at(run: Run, port: int, rate_per_s: float, duration_s: float) -> LoadResult:
